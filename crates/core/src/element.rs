@@ -1,0 +1,198 @@
+//! Set and map elements: the per-sandbox data of the ruleset.
+//!
+//! The compiler emits these; the nft text renderer prints them inside the
+//! table and the netlink writer encodes them for incremental updates, so both
+//! paths share one description of every element.
+
+use std::fmt;
+use std::net::{Ipv4Addr, Ipv6Addr};
+
+/// Name of every table palisade owns (one per nftables family it uses).
+pub const TABLE: &str = "palisade";
+
+/// nftables address family of a table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Family {
+    Inet,
+    Arp,
+    Bridge,
+}
+
+impl Family {
+    /// Keyword used in nft syntax.
+    pub fn keyword(self) -> &'static str {
+        match self {
+            Family::Inet => "inet",
+            Family::Arp => "arp",
+            Family::Bridge => "bridge",
+        }
+    }
+
+    /// `NFPROTO_*` value used on the netlink wire.
+    pub fn nfproto(self) -> u8 {
+        match self {
+            Family::Inet => 1,
+            Family::Arp => 3,
+            Family::Bridge => 7,
+        }
+    }
+}
+
+/// A MAC address.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct MacAddr(pub [u8; 6]);
+
+impl fmt::Display for MacAddr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let b = self.0;
+        write!(
+            f,
+            "{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}",
+            b[0], b[1], b[2], b[3], b[4], b[5]
+        )
+    }
+}
+
+impl std::str::FromStr for MacAddr {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let mut out = [0u8; 6];
+        let parts: Vec<&str> = s.split(':').collect();
+        if parts.len() != 6 {
+            return Err(format!("{s:?} is not a MAC address (six hex pairs)"));
+        }
+        for (slot, part) in out.iter_mut().zip(parts) {
+            *slot = u8::from_str_radix(part, 16)
+                .map_err(|_| format!("{s:?} is not a MAC address (six hex pairs)"))?;
+        }
+        Ok(MacAddr(out))
+    }
+}
+
+/// One field of an element key (or a map value).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum KeyPart {
+    /// Interface name (`ifname`): 16 bytes on the wire, NUL padded.
+    IfName(String),
+    /// `ipv4_addr`, network byte order on the wire.
+    Ipv4(Ipv4Addr),
+    /// `ipv6_addr`, network byte order on the wire.
+    Ipv6(Ipv6Addr),
+    /// `ether_addr`: 6 bytes on the wire.
+    Ether(MacAddr),
+    /// `mark`: 4 bytes in host byte order on the wire.
+    Mark(u32),
+    /// `inet_proto`: 1 byte.
+    L4Proto(u8),
+    /// `inet_service`: 2 bytes, network byte order.
+    Port(u16),
+}
+
+impl KeyPart {
+    /// Raw bytes as nf_tables stores this field (before concatenation padding).
+    pub fn wire_bytes(&self) -> Vec<u8> {
+        match self {
+            KeyPart::IfName(name) => {
+                let mut b = vec![0u8; 16];
+                let n = name.len().min(15);
+                b[..n].copy_from_slice(&name.as_bytes()[..n]);
+                b
+            }
+            KeyPart::Ipv4(a) => a.octets().to_vec(),
+            KeyPart::Ipv6(a) => a.octets().to_vec(),
+            KeyPart::Ether(m) => m.0.to_vec(),
+            KeyPart::Mark(m) => m.to_ne_bytes().to_vec(),
+            KeyPart::L4Proto(p) => vec![*p],
+            KeyPart::Port(p) => p.to_be_bytes().to_vec(),
+        }
+    }
+
+    /// nft text form of the value.
+    pub fn to_nft(&self) -> String {
+        match self {
+            // Interface names are restricted to [a-z0-9-] by construction
+            // (see `names`), quoting keeps them literal anyway.
+            KeyPart::IfName(name) => format!("\"{name}\""),
+            KeyPart::Ipv4(a) => a.to_string(),
+            KeyPart::Ipv6(a) => a.to_string(),
+            KeyPart::Ether(m) => m.to_string(),
+            KeyPart::Mark(m) => format!("0x{m:08x}"),
+            KeyPart::L4Proto(6) => "tcp".to_string(),
+            KeyPart::L4Proto(17) => "udp".to_string(),
+            KeyPart::L4Proto(p) => p.to_string(),
+            KeyPart::Port(p) => p.to_string(),
+        }
+    }
+}
+
+/// Encodes a key the way nf_tables expects it: a single field as is, the
+/// fields of a concatenation each padded to a multiple of 4 bytes.
+pub fn encode_key(parts: &[KeyPart]) -> Vec<u8> {
+    if parts.len() == 1 {
+        return parts[0].wire_bytes();
+    }
+    let mut out = Vec::with_capacity(parts.len() * 16);
+    for part in parts {
+        let mut b = part.wire_bytes();
+        b.resize(b.len().div_ceil(4) * 4, 0);
+        out.extend_from_slice(&b);
+    }
+    out
+}
+
+/// One element of a named set or map in one of palisade's tables.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Element {
+    pub family: Family,
+    pub set: &'static str,
+    pub key: Vec<KeyPart>,
+    /// The mapped value, for maps.
+    pub value: Option<KeyPart>,
+}
+
+impl Element {
+    /// nft text of this element as it appears inside `elements = { ... }`.
+    pub fn to_nft(&self) -> String {
+        let key = self
+            .key
+            .iter()
+            .map(KeyPart::to_nft)
+            .collect::<Vec<_>>()
+            .join(" . ");
+        match &self.value {
+            Some(v) => format!("{key} : {}", v.to_nft()),
+            None => key,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn concatenation_pads_each_field_to_four_bytes() {
+        let key = encode_key(&[
+            KeyPart::IfName("pal1".into()),
+            KeyPart::L4Proto(6),
+            KeyPart::Port(443),
+        ]);
+        assert_eq!(key.len(), 16 + 4 + 4);
+        assert_eq!(&key[..4], b"pal1");
+        assert_eq!(key[16], 6);
+        assert_eq!(&key[20..22], &443u16.to_be_bytes());
+    }
+
+    #[test]
+    fn single_field_is_not_padded() {
+        assert_eq!(encode_key(&[KeyPart::Port(80)]), vec![0, 80]);
+        assert_eq!(encode_key(&[KeyPart::Ether(MacAddr([1; 6]))]).len(), 6);
+    }
+
+    #[test]
+    fn mac_round_trips() {
+        let m: MacAddr = "02:aa:0b:00:00:01".parse().unwrap();
+        assert_eq!(m.to_string(), "02:aa:0b:00:00:01");
+        assert!("02:aa".parse::<MacAddr>().is_err());
+    }
+}

@@ -1,0 +1,5 @@
+//! The pure core of palisade: configuration, names, the model, IPAM and the
+//! compilation of policy to an nftables ruleset. Nothing here does I/O, so all
+//! of it is tested without root.
+
+pub mod element;

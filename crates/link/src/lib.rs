@@ -1,0 +1,1 @@
+//! Link-level kernel I/O.
