@@ -2,4 +2,10 @@
 //! compilation of policy to an nftables ruleset. Nothing here does I/O, so all
 //! of it is tested without root.
 
+pub mod compile;
+pub mod config;
 pub mod element;
+pub mod ipam;
+pub mod model;
+pub mod names;
+pub mod policy;

@@ -1,0 +1,162 @@
+use super::*;
+use crate::model::{Sandbox, SandboxKind};
+use crate::names::{SandboxName, TenantName};
+use crate::policy::PortRule;
+
+fn config(text: &str) -> Config {
+    Config::from_toml("test", text).unwrap()
+}
+
+fn sandbox(config: &Config, id: u64, tenant_id: u32, internet: bool, allow: &[&str]) -> Sandbox {
+    Sandbox {
+        id,
+        name: SandboxName::new(&format!("sb{id}")).unwrap(),
+        tenant: TenantName::new(&format!("t{tenant_id}")).unwrap(),
+        tenant_id,
+        kind: SandboxKind::Netns,
+        internet,
+        allow: allow
+            .iter()
+            .map(|a| a.parse::<PortRule>().unwrap())
+            .collect(),
+        attachment: Some(Sandbox::attachment_for(config, id, id as u32 + 1)),
+    }
+}
+
+/// Compares with a golden file under tests/golden; `UPDATE_GOLDEN=1`
+/// rewrites it (review the diff before committing).
+fn golden(name: &str, actual: &str) {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/golden")
+        .join(name);
+    if std::env::var_os("UPDATE_GOLDEN").is_some() {
+        std::fs::write(&path, actual).unwrap();
+    }
+    let expected = std::fs::read_to_string(&path).unwrap_or_else(|e| {
+        panic!(
+            "{}: {e} (run with UPDATE_GOLDEN=1 to create it)",
+            path.display()
+        )
+    });
+    assert_eq!(
+        actual,
+        expected,
+        "compiled ruleset differs from {}",
+        path.display()
+    );
+}
+
+const UPLINK: &str = "[network]\nuplink = \"up0\"\n";
+
+#[test]
+fn golden_routed_deny() {
+    let c = config(UPLINK);
+    let sbs = vec![
+        sandbox(&c, 1, 1, false, &[]),
+        sandbox(&c, 2, 2, true, &[]),
+        sandbox(&c, 3, 1, true, &["tcp:443", "udp:53"]),
+    ];
+    golden("routed-deny.nft", &compile(&c, &sbs).replace_script());
+}
+
+#[test]
+fn golden_routed_same_tenant_no_uplink() {
+    let c = config("[isolation]\ninter_sandbox = \"same-tenant\"\nblocked = [\"203.0.113.0/24\", \"2001:db8:bad::/48\"]\n");
+    let sbs = vec![sandbox(&c, 1, 1, false, &[])];
+    golden(
+        "routed-same-tenant.nft",
+        &compile(&c, &sbs).replace_script(),
+    );
+}
+
+#[test]
+fn golden_bridge() {
+    let c = config("[network]\nmode = \"bridge\"\nuplink = \"up0\"\n");
+    let sbs = vec![
+        sandbox(&c, 1, 1, false, &[]),
+        sandbox(&c, 2, 2, true, &["tcp:443"]),
+    ];
+    golden("bridge.nft", &compile(&c, &sbs).replace_script());
+}
+
+#[test]
+fn rule_count_does_not_grow_with_sandboxes() {
+    let c = config(UPLINK);
+    let one = compile(&c, &[sandbox(&c, 1, 1, true, &["tcp:443"])]);
+    let many: Vec<_> = (1..=500)
+        .map(|i| sandbox(&c, i, (i % 7) as u32 + 1, i % 2 == 0, &["tcp:443"]))
+        .collect();
+    let big = compile(&c, &many);
+    assert_eq!(one.rule_count(), big.rule_count());
+    assert!(one.rule_count() > 10);
+}
+
+#[test]
+fn element_counts_per_sandbox_are_constant() {
+    let c = config(UPLINK);
+    let plain = sandbox_elements(&c, &sandbox(&c, 1, 1, false, &[]));
+    let internet = sandbox_elements(&c, &sandbox(&c, 9999, 1, true, &[]));
+    assert_eq!(plain.len() + 2, internet.len());
+    let narrowed = sandbox_elements(&c, &sandbox(&c, 5, 1, true, &["tcp:443"]));
+    assert_eq!(plain.len() + 2, narrowed.len());
+    assert!(narrowed
+        .iter()
+        .any(|e| e.set == "ports4" && e.to_nft() == "10.200.0.6 . tcp . 443"));
+}
+
+#[test]
+fn none_kind_has_no_elements() {
+    let c = config(UPLINK);
+    let mut sb = sandbox(&c, 1, 1, true, &[]);
+    sb.kind = SandboxKind::None;
+    sb.attachment = None;
+    assert!(sandbox_elements(&c, &sb).is_empty());
+}
+
+#[test]
+fn anti_spoofing_binds_interface_mac_and_addresses() {
+    let c = config("");
+    let els = sandbox_elements(&c, &sandbox(&c, 4, 1, false, &[]));
+    let text: Vec<String> = els
+        .iter()
+        .map(|e| format!("{:?} {} {}", e.family, e.set, e.to_nft()))
+        .collect();
+    for want in [
+        "Inet macs \"pal-4\" . 02:00:00:00:00:04",
+        "Inet addrs4 \"pal-4\" . 10.200.0.5",
+        "Inet addrs6 \"pal-4\" . fd70:616c:6973::5",
+        "Inet addrs6 \"pal-4\" . fe80::ff:fe00:4",
+        "Arp addrs4 \"pal-4\" . 10.200.0.5",
+        "Inet tenant4 10.200.0.5 : 0x00000001",
+    ] {
+        assert!(text.iter().any(|t| t == want), "missing {want}: {text:#?}");
+    }
+}
+
+#[test]
+fn without_uplink_nothing_reaches_the_internet() {
+    let c = config("");
+    let r = compile(&c, &[sandbox(&c, 1, 1, false, &[])]);
+    assert!(!r.tables.contains("@internet4 accept"));
+    assert!(!r.tables.contains("masquerade"));
+}
+
+#[test]
+fn blocked_before_internet_and_deny_before_allow() {
+    let c = config(UPLINK);
+    let t = compile(&c, &[]).tables;
+    let pos = |s: &str| t.find(s).unwrap_or_else(|| panic!("{s} missing"));
+    assert!(pos("@blocked4 counter drop") < pos("@internet4 accept"));
+    assert!(pos("@blocked6 counter drop") < pos("@ports6 accept"));
+    assert!(pos("ip daddr @tenant4 counter drop") < pos("@blocked4"));
+}
+
+#[test]
+fn replace_script_removes_tables_of_every_family() {
+    let c = config("");
+    let s = compile(&c, &[]).replace_script();
+    for f in ["inet", "arp", "bridge"] {
+        assert!(s.contains(&format!("delete table {f} palisade")), "{f}");
+    }
+    assert!(!s.contains("table bridge palisade {\n"));
+}
