@@ -152,7 +152,8 @@ pub fn sandbox_elements(config: &Config, sb: &Sandbox) -> Vec<Element> {
         Mode::Routed => Family::Inet,
         Mode::Bridge => Family::Bridge,
     };
-    for family in [guard_family] {
+    {
+        let family = guard_family;
         out.push(el(
             family,
             "macs",
@@ -346,15 +347,14 @@ fn inet_table(config: &Config, elements: &BTreeMap<(Family, &'static str), Vec<S
     from.push(format!("ip6 daddr {} counter drop", net.subnet6));
     from.push("ip daddr @blocked4 counter drop".into());
     from.push("ip6 daddr @blocked6 counter drop".into());
-    match &net.uplink {
-        Some(up) => {
+    if let Some(up) = &net.uplink {
+        {
             from.push(format!("oifname != \"{up}\" counter drop"));
             from.push("ip saddr @internet4 accept".into());
             from.push("ip6 saddr @internet6 accept".into());
             from.push("ip saddr . meta l4proto . th dport @ports4 accept".into());
             from.push("ip6 saddr . meta l4proto . th dport @ports6 accept".into());
         }
-        None => {}
     }
     from.push("counter drop".into());
     write_chain(&mut t, "from_sandbox", None, &from);
