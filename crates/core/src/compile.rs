@@ -148,22 +148,19 @@ pub fn sandbox_elements(config: &Config, sb: &Sandbox) -> Vec<Element> {
     };
     let mut out = Vec::new();
     // Anti-spoofing: the interface's only MAC and addresses.
-    let guard_family = match config.network.mode {
+    let family = match config.network.mode {
         Mode::Routed => Family::Inet,
         Mode::Bridge => Family::Bridge,
     };
-    {
-        let family = guard_family;
-        out.push(el(
-            family,
-            "macs",
-            vec![iface(), KeyPart::Ether(att.mac)],
-            None,
-        ));
-        out.push(el(family, "addrs4", vec![iface(), v4.clone()], None));
-        out.push(el(family, "addrs6", vec![iface(), v6.clone()], None));
-        out.push(el(family, "addrs6", vec![iface(), ll6.clone()], None));
-    }
+    out.push(el(
+        family,
+        "macs",
+        vec![iface(), KeyPart::Ether(att.mac)],
+        None,
+    ));
+    out.push(el(family, "addrs4", vec![iface(), v4.clone()], None));
+    out.push(el(family, "addrs6", vec![iface(), v6.clone()], None));
+    out.push(el(family, "addrs6", vec![iface(), ll6.clone()], None));
     if config.network.mode == Mode::Routed {
         out.push(el(
             Family::Arp,
@@ -348,13 +345,11 @@ fn inet_table(config: &Config, elements: &BTreeMap<(Family, &'static str), Vec<S
     from.push("ip daddr @blocked4 counter drop".into());
     from.push("ip6 daddr @blocked6 counter drop".into());
     if let Some(up) = &net.uplink {
-        {
-            from.push(format!("oifname != \"{up}\" counter drop"));
-            from.push("ip saddr @internet4 accept".into());
-            from.push("ip6 saddr @internet6 accept".into());
-            from.push("ip saddr . meta l4proto . th dport @ports4 accept".into());
-            from.push("ip6 saddr . meta l4proto . th dport @ports6 accept".into());
-        }
+        from.push(format!("oifname != \"{up}\" counter drop"));
+        from.push("ip saddr @internet4 accept".into());
+        from.push("ip6 saddr @internet6 accept".into());
+        from.push("ip saddr . meta l4proto . th dport @ports4 accept".into());
+        from.push("ip6 saddr . meta l4proto . th dport @ports6 accept".into());
     }
     from.push("counter drop".into());
     write_chain(&mut t, "from_sandbox", None, &from);
