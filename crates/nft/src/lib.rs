@@ -15,6 +15,7 @@ mod netns;
 mod script;
 mod socket;
 
+pub use elements::ElementBytes;
 pub use error::{NftError, SetOp};
 pub use netns::with_throwaway_netns;
 pub use script::{apply_script, canonical_listing, list_table_json, nft_available};

@@ -1,0 +1,14 @@
+//! palisade's state in embedded SQLite: tenants, sandboxes and their address
+//! allocations, plus the lock that makes one palisade process the writer.
+//!
+//! A sandbox row is written with the state `creating` before any kernel
+//! change and turned `ready` after the last one; `destroying` is written
+//! before teardown. A row in any state but `ready` is therefore an intent
+//! journal entry: after a crash the next command finds it in O(1) and
+//! finishes or rolls back that sandbox.
+
+mod lock;
+mod store;
+
+pub use lock::{StateLock, LOCK_FILE};
+pub use store::{NewSandbox, SandboxRecord, SandboxState, Store, StoreError, DB_FILE};

@@ -1,0 +1,448 @@
+//! The SQLite schema and its queries.
+
+use palisade_core::ipam::{self, OffsetRange};
+use palisade_core::model::SandboxKind;
+use palisade_core::names::{SandboxName, TenantName};
+use palisade_core::policy::PortRule;
+use rusqlite::{params, Connection, OptionalExtension, Row};
+use std::path::{Path, PathBuf};
+
+pub const DB_FILE: &str = "palisade.db";
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("cannot open the state database {path}: {source}")]
+    Open {
+        path: PathBuf,
+        source: rusqlite::Error,
+    },
+    #[error("cannot create the state directory {path}: {source}")]
+    Dir {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("state database: {context}: {source}")]
+    Query {
+        context: String,
+        source: rusqlite::Error,
+    },
+    #[error("a sandbox named {0} already exists")]
+    NameTaken(String),
+    #[error("the address pool {pool} is full: all {size} addresses are in use")]
+    PoolFull { pool: String, size: u64 },
+    #[error("state database holds a malformed value for sandbox {sandbox}: {what}")]
+    Corrupt { sandbox: String, what: String },
+}
+
+fn q(context: impl Into<String>) -> impl FnOnce(rusqlite::Error) -> StoreError {
+    let context = context.into();
+    move |source| StoreError::Query { context, source }
+}
+
+/// Lifecycle state of a sandbox row; anything but `Ready` is an unfinished
+/// operation to repair.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SandboxState {
+    Creating,
+    Ready,
+    Destroying,
+}
+
+impl SandboxState {
+    fn as_str(self) -> &'static str {
+        match self {
+            SandboxState::Creating => "creating",
+            SandboxState::Ready => "ready",
+            SandboxState::Destroying => "destroying",
+        }
+    }
+    fn parse(s: &str) -> Option<Self> {
+        match s {
+            "creating" => Some(SandboxState::Creating),
+            "ready" => Some(SandboxState::Ready),
+            "destroying" => Some(SandboxState::Destroying),
+            _ => None,
+        }
+    }
+}
+
+impl std::fmt::Display for SandboxState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// What a new sandbox row needs.
+#[derive(Debug, Clone)]
+pub struct NewSandbox {
+    pub name: SandboxName,
+    pub tenant: TenantName,
+    pub kind: SandboxKind,
+    pub internet: bool,
+    pub allow: Vec<PortRule>,
+    /// True when palisade makes the namespace (and so removes it on destroy).
+    pub netns_created: bool,
+}
+
+/// A sandbox row.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SandboxRecord {
+    pub id: u64,
+    pub name: SandboxName,
+    pub tenant: TenantName,
+    pub tenant_id: u32,
+    pub kind: SandboxKind,
+    pub internet: bool,
+    pub allow: Vec<PortRule>,
+    pub state: SandboxState,
+    pub netns_created: bool,
+    /// Host offset in the pools; `None` for sandboxes without networking.
+    pub offset: Option<u32>,
+    pub created_at: String,
+}
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS meta (
+    key TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS tenants (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    name TEXT NOT NULL UNIQUE
+);
+CREATE TABLE IF NOT EXISTS sandboxes (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    name TEXT NOT NULL UNIQUE,
+    tenant_id INTEGER NOT NULL REFERENCES tenants(id),
+    kind TEXT NOT NULL,
+    internet INTEGER NOT NULL,
+    allow TEXT NOT NULL,
+    state TEXT NOT NULL,
+    netns_created INTEGER NOT NULL,
+    addr_offset INTEGER UNIQUE,
+    created_at TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS sandboxes_unfinished ON sandboxes(state) WHERE state != 'ready';
+";
+
+const SELECT: &str = "SELECT s.id, s.name, t.name, s.tenant_id, s.kind, s.internet, s.allow, s.state,
+    s.netns_created, s.addr_offset, s.created_at FROM sandboxes s JOIN tenants t ON t.id = s.tenant_id";
+
+/// An open state database.
+pub struct Store {
+    conn: Connection,
+}
+
+impl Store {
+    /// Opens (creating if needed) the database in `dir`.
+    pub fn open(dir: &Path) -> Result<Store, StoreError> {
+        std::fs::create_dir_all(dir).map_err(|source| StoreError::Dir {
+            path: dir.to_path_buf(),
+            source,
+        })?;
+        let path = dir.join(DB_FILE);
+        let conn = Connection::open(&path).map_err(|source| StoreError::Open {
+            path: path.clone(),
+            source,
+        })?;
+        // WAL with NORMAL sync survives a killed process (the kill -9 case);
+        // busy_timeout covers readers racing the one writer.
+        conn.execute_batch(
+            "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 10000;",
+        )
+        .map_err(|source| StoreError::Open {
+            path: path.clone(),
+            source,
+        })?;
+        conn.execute_batch(SCHEMA)
+            .map_err(|source| StoreError::Open { path, source })?;
+        Ok(Store { conn })
+    }
+
+    /// Inserts a sandbox in state `creating`, with its tenant (created on
+    /// first use) and, if it has networking, a free offset of `range`; all in
+    /// one transaction, so an offset is never handed out twice.
+    pub fn insert_sandbox(
+        &mut self,
+        new: &NewSandbox,
+        range: OffsetRange,
+    ) -> Result<SandboxRecord, StoreError> {
+        let tx = self.conn.transaction().map_err(q("begin"))?;
+        let taken: bool = tx
+            .query_row(
+                "SELECT EXISTS(SELECT 1 FROM sandboxes WHERE name = ?1)",
+                [new.name.as_str()],
+                |r| r.get(0),
+            )
+            .map_err(q("look up name"))?;
+        if taken {
+            return Err(StoreError::NameTaken(new.name.to_string()));
+        }
+        tx.execute(
+            "INSERT OR IGNORE INTO tenants(name) VALUES (?1)",
+            [new.tenant.as_str()],
+        )
+        .map_err(q("insert tenant"))?;
+        let tenant_id: u32 = tx
+            .query_row(
+                "SELECT id FROM tenants WHERE name = ?1",
+                [new.tenant.as_str()],
+                |r| r.get(0),
+            )
+            .map_err(q("read tenant"))?;
+        let offset = if new.kind.has_network() {
+            let cursor: u32 = tx
+                .query_row(
+                    "SELECT value FROM meta WHERE key = 'ipam_cursor'",
+                    [],
+                    |r| r.get::<_, String>(0),
+                )
+                .optional()
+                .map_err(q("read IPAM cursor"))?
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(range.first);
+            let mut stmt = tx
+                .prepare_cached("SELECT EXISTS(SELECT 1 FROM sandboxes WHERE addr_offset = ?1)")
+                .map_err(q("prepare"))?;
+            let mut failure = None;
+            let found = ipam::next_free(range, cursor, |o| {
+                match stmt.query_row([o], |r| r.get::<_, bool>(0)) {
+                    Ok(used) => used,
+                    Err(e) => {
+                        failure.get_or_insert(e);
+                        true
+                    }
+                }
+            });
+            drop(stmt);
+            if let Some(e) = failure {
+                return Err(q("check address in use")(e));
+            }
+            let Some(offset) = found else {
+                return Err(StoreError::PoolFull {
+                    pool: format!("{} offsets {}..={}", "IPv4/IPv6", range.first, range.last),
+                    size: range.len(),
+                });
+            };
+            let next = if offset >= range.last {
+                range.first
+            } else {
+                offset + 1
+            };
+            tx.execute(
+                "INSERT INTO meta(key, value) VALUES ('ipam_cursor', ?1)
+                 ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                [next.to_string()],
+            )
+            .map_err(q("write IPAM cursor"))?;
+            Some(offset)
+        } else {
+            None
+        };
+        let allow = new
+            .allow
+            .iter()
+            .map(|a| a.to_string())
+            .collect::<Vec<_>>()
+            .join(",");
+        tx.execute(
+            "INSERT INTO sandboxes(name, tenant_id, kind, internet, allow, state, netns_created, addr_offset, created_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, 'creating', ?6, ?7, strftime('%Y-%m-%dT%H:%M:%SZ', 'now'))",
+            params![
+                new.name.as_str(),
+                tenant_id,
+                new.kind.to_string(),
+                new.internet,
+                allow,
+                new.netns_created,
+                offset
+            ],
+        )
+        .map_err(q("insert sandbox"))?;
+        let id = tx.last_insert_rowid();
+        let record = tx
+            .query_row(&format!("{SELECT} WHERE s.id = ?1"), [id], row_to_record)
+            .map_err(q("read back sandbox"))??;
+        tx.commit().map_err(q("commit"))?;
+        Ok(record)
+    }
+
+    pub fn set_state(&mut self, id: u64, state: SandboxState) -> Result<(), StoreError> {
+        self.conn
+            .execute(
+                "UPDATE sandboxes SET state = ?1 WHERE id = ?2",
+                params![state.as_str(), id],
+            )
+            .map_err(q(format!("set sandbox {id} {state}")))?;
+        Ok(())
+    }
+
+    /// Removes a sandbox row, releasing its allocation.
+    pub fn delete_sandbox(&mut self, id: u64) -> Result<(), StoreError> {
+        self.conn
+            .execute("DELETE FROM sandboxes WHERE id = ?1", [id])
+            .map_err(q(format!("delete sandbox {id}")))?;
+        Ok(())
+    }
+
+    /// Every sandbox, ordered by id.
+    pub fn sandboxes(&self) -> Result<Vec<SandboxRecord>, StoreError> {
+        self.query(&format!("{SELECT} ORDER BY s.id"), [])
+    }
+
+    /// Sandboxes with an unfinished operation (the intent journal).
+    pub fn unfinished(&self) -> Result<Vec<SandboxRecord>, StoreError> {
+        self.query(
+            &format!("{SELECT} WHERE s.state != 'ready' ORDER BY s.id"),
+            [],
+        )
+    }
+
+    pub fn sandbox(&self, name: &SandboxName) -> Result<Option<SandboxRecord>, StoreError> {
+        Ok(self
+            .query(&format!("{SELECT} WHERE s.name = ?1"), [name.as_str()])?
+            .pop())
+    }
+
+    fn query<P: rusqlite::Params>(
+        &self,
+        sql: &str,
+        params: P,
+    ) -> Result<Vec<SandboxRecord>, StoreError> {
+        let mut stmt = self.conn.prepare_cached(sql).map_err(q("prepare"))?;
+        let rows = stmt
+            .query_map(params, row_to_record)
+            .map_err(q("list sandboxes"))?;
+        let mut out = Vec::new();
+        for row in rows {
+            out.push(row.map_err(q("read sandbox"))??);
+        }
+        Ok(out)
+    }
+}
+
+fn row_to_record(r: &Row<'_>) -> rusqlite::Result<Result<SandboxRecord, StoreError>> {
+    let id: i64 = r.get(0)?;
+    let name: String = r.get(1)?;
+    let tenant: String = r.get(2)?;
+    let tenant_id: u32 = r.get(3)?;
+    let kind: String = r.get(4)?;
+    let internet: bool = r.get(5)?;
+    let allow: String = r.get(6)?;
+    let state: String = r.get(7)?;
+    let netns_created: bool = r.get(8)?;
+    let offset: Option<u32> = r.get(9)?;
+    let created_at: String = r.get(10)?;
+    let corrupt = |what: String| StoreError::Corrupt {
+        sandbox: name.clone(),
+        what,
+    };
+    Ok((|| {
+        Ok(SandboxRecord {
+            id: id as u64,
+            name: SandboxName::new(&name).map_err(|e| corrupt(e.to_string()))?,
+            tenant: TenantName::new(&tenant).map_err(|e| corrupt(e.to_string()))?,
+            tenant_id,
+            kind: kind.parse().map_err(corrupt)?,
+            internet,
+            allow: allow
+                .split(',')
+                .filter(|s| !s.is_empty())
+                .map(|s| s.parse::<PortRule>().map_err(|e| corrupt(e.to_string())))
+                .collect::<Result<_, _>>()?,
+            state: SandboxState::parse(&state)
+                .ok_or_else(|| corrupt(format!("state {state:?}")))?,
+            netns_created,
+            offset,
+            created_at,
+        })
+    })())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::BTreeSet;
+
+    fn new(name: &str, tenant: &str, kind: SandboxKind) -> NewSandbox {
+        NewSandbox {
+            name: SandboxName::new(name).unwrap(),
+            tenant: TenantName::new(tenant).unwrap(),
+            kind,
+            internet: true,
+            allow: vec!["tcp:443".parse().unwrap()],
+            netns_created: true,
+        }
+    }
+
+    const RANGE: OffsetRange = OffsetRange { first: 2, last: 6 };
+
+    #[test]
+    fn insert_list_state_delete() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = Store::open(dir.path()).unwrap();
+        let a = s
+            .insert_sandbox(&new("a", "t1", SandboxKind::Netns), RANGE)
+            .unwrap();
+        assert_eq!(a.state, SandboxState::Creating);
+        assert_eq!(a.offset, Some(2));
+        assert_eq!(a.allow.len(), 1);
+        let b = s
+            .insert_sandbox(&new("b", "t1", SandboxKind::None), RANGE)
+            .unwrap();
+        assert_eq!(b.offset, None);
+        assert_eq!(a.tenant_id, b.tenant_id);
+        let c = s
+            .insert_sandbox(&new("c", "t2", SandboxKind::Tap), RANGE)
+            .unwrap();
+        assert_ne!(c.tenant_id, a.tenant_id);
+        assert_eq!(s.unfinished().unwrap().len(), 3);
+        s.set_state(a.id, SandboxState::Ready).unwrap();
+        assert_eq!(s.unfinished().unwrap().len(), 2);
+        assert!(matches!(
+            s.insert_sandbox(&new("a", "t1", SandboxKind::Netns), RANGE),
+            Err(StoreError::NameTaken(_))
+        ));
+        s.delete_sandbox(a.id).unwrap();
+        assert!(s
+            .sandbox(&SandboxName::new("a").unwrap())
+            .unwrap()
+            .is_none());
+        // Ids are never reused.
+        let d = s
+            .insert_sandbox(&new("a", "t1", SandboxKind::Netns), RANGE)
+            .unwrap();
+        assert!(d.id > c.id);
+    }
+
+    #[test]
+    fn allocations_survive_reopen_and_pool_fills() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut seen = BTreeSet::new();
+        for i in 0..5 {
+            let mut s = Store::open(dir.path()).unwrap();
+            let r = s
+                .insert_sandbox(&new(&format!("s{i}"), "t", SandboxKind::Netns), RANGE)
+                .unwrap();
+            assert!(seen.insert(r.offset.unwrap()), "offset reused after reopen");
+        }
+        let mut s = Store::open(dir.path()).unwrap();
+        let err = s
+            .insert_sandbox(&new("full", "t", SandboxKind::Netns), RANGE)
+            .unwrap_err();
+        assert!(matches!(err, StoreError::PoolFull { .. }), "{err}");
+        // A networkless sandbox needs no address.
+        s.insert_sandbox(&new("nonet", "t", SandboxKind::None), RANGE)
+            .unwrap();
+        // Freeing one makes it available again.
+        let first = s
+            .sandbox(&SandboxName::new("s0").unwrap())
+            .unwrap()
+            .unwrap();
+        s.delete_sandbox(first.id).unwrap();
+        let again = s
+            .insert_sandbox(&new("again", "t", SandboxKind::Netns), RANGE)
+            .unwrap();
+        assert_eq!(again.offset, first.offset);
+    }
+}
