@@ -1,0 +1,256 @@
+//! Link operations: listing, veth pairs, bridges, up/master, deletion.
+
+use std::os::fd::{AsRawFd, BorrowedFd};
+
+use netlink_packet_core::{NLM_F_CREATE, NLM_F_DUMP, NLM_F_EXCL};
+use netlink_packet_route::link::{
+    InfoData, InfoKind, InfoVeth, LinkAttribute, LinkExtentMask, LinkFlags, LinkInfo, LinkMessage,
+};
+use netlink_packet_route::RouteNetlinkMessage;
+
+use super::{validate_ifname, Ctx, Rtnl};
+use crate::error::{LinkError, Result};
+
+/// One interface as seen by [`Rtnl::list_links`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LinkSummary {
+    /// Interface index within its namespace.
+    pub index: u32,
+    /// Interface name.
+    pub name: String,
+    /// Link kind (`IFLA_INFO_KIND`): "veth", "tun", "bridge"...; `None` for
+    /// devices without one (loopback, physical NICs).
+    pub kind: Option<String>,
+    /// Hardware address, when it is a 6-byte Ethernet MAC.
+    pub mac: Option<[u8; 6]>,
+    /// Index of the bridge/bond this link is enslaved to.
+    pub master: Option<u32>,
+}
+
+/// A veth pair to create with [`Rtnl::create_veth`].
+#[derive(Debug, Clone, Default)]
+pub struct VethSpec<'a> {
+    /// Name of the end that stays in the socket's namespace.
+    pub host_name: String,
+    /// MAC of that end; random if `None`.
+    pub host_mac: Option<[u8; 6]>,
+    /// Name of the other end, unique only within its own namespace.
+    pub peer_name: String,
+    /// MAC of the other end; random if `None`.
+    pub peer_mac: Option<[u8; 6]>,
+    /// Open namespace file (e.g. from [`crate::open_netns`]) in which the
+    /// peer is created directly; `None` keeps it next to the host end.
+    pub peer_netns: Option<BorrowedFd<'a>>,
+}
+
+impl Rtnl {
+    /// Index of the interface called `name`, or `None` if there is none.
+    pub fn link_index(&mut self, name: &str) -> Result<Option<u32>> {
+        validate_ifname("link_index", name)?;
+        let mut msg = LinkMessage::default();
+        msg.attributes.push(LinkAttribute::IfName(name.to_string()));
+        msg.attributes
+            .push(LinkAttribute::ExtMask(vec![LinkExtentMask::SkipStats]));
+        let ctx = Ctx {
+            op: "look up link",
+            what: name,
+        };
+        match self.request(RouteNetlinkMessage::GetLink(msg), 0, &ctx) {
+            Ok(replies) => Ok(replies.into_iter().find_map(|m| match m {
+                RouteNetlinkMessage::NewLink(l) => Some(l.header.index),
+                _ => None,
+            })),
+            Err(e) if e.errno() == Some(libc::ENODEV) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// All interfaces of the socket's namespace.
+    pub fn list_links(&mut self) -> Result<Vec<LinkSummary>> {
+        let mut msg = LinkMessage::default();
+        msg.attributes
+            .push(LinkAttribute::ExtMask(vec![LinkExtentMask::SkipStats]));
+        let ctx = Ctx {
+            op: "list links",
+            what: "(all)",
+        };
+        let replies = self.request(RouteNetlinkMessage::GetLink(msg), NLM_F_DUMP, &ctx)?;
+        Ok(replies
+            .into_iter()
+            .filter_map(|m| match m {
+                RouteNetlinkMessage::NewLink(l) => Some(summarize(l)),
+                _ => None,
+            })
+            .collect())
+    }
+
+    /// Create a veth pair in one request and return the host end's index.
+    ///
+    /// With `peer_netns` set, the peer is born inside that namespace, so it
+    /// can take a name such as `eth0` that may already exist here, and it
+    /// is never visible in this namespace even transiently.
+    pub fn create_veth(&mut self, spec: &VethSpec<'_>) -> Result<u32> {
+        validate_ifname("create_veth", &spec.host_name)?;
+        validate_ifname("create_veth", &spec.peer_name)?;
+        let mut peer = LinkMessage::default();
+        peer.attributes
+            .push(LinkAttribute::IfName(spec.peer_name.clone()));
+        if let Some(mac) = spec.peer_mac {
+            peer.attributes.push(LinkAttribute::Address(mac.to_vec()));
+        }
+        if let Some(fd) = spec.peer_netns {
+            peer.attributes.push(LinkAttribute::NetNsFd(fd.as_raw_fd()));
+        }
+        let mut msg = LinkMessage::default();
+        msg.attributes
+            .push(LinkAttribute::IfName(spec.host_name.clone()));
+        if let Some(mac) = spec.host_mac {
+            msg.attributes.push(LinkAttribute::Address(mac.to_vec()));
+        }
+        msg.attributes.push(LinkAttribute::LinkInfo(vec![
+            LinkInfo::Kind(InfoKind::Veth),
+            LinkInfo::Data(InfoData::Veth(InfoVeth::Peer(peer))),
+        ]));
+        let peer_where = match spec.peer_netns {
+            Some(fd) => format!(" in {}", describe_netns_fd(fd)),
+            None => String::new(),
+        };
+        let what = format!("{} (peer {}{peer_where})", spec.host_name, spec.peer_name);
+        match self.create_link(msg, &spec.host_name, "create veth", &what) {
+            // EEXIST does not say which end clashed; find out, since the
+            // peer usually lives in another namespace the caller can't see.
+            Err(LinkError::AlreadyExists {
+                op, netns, ext_ack, ..
+            }) if spec.peer_netns.is_some()
+                && matches!(self.link_index(&spec.host_name), Ok(None)) =>
+            {
+                Err(LinkError::AlreadyExists {
+                    op,
+                    what: format!(
+                        "peer {}{peer_where} of veth {}",
+                        spec.peer_name, spec.host_name
+                    ),
+                    netns,
+                    ext_ack,
+                })
+            }
+            other => other,
+        }
+    }
+
+    /// Create a bridge called `name` and return its index.
+    pub fn create_bridge(&mut self, name: &str) -> Result<u32> {
+        validate_ifname("create_bridge", name)?;
+        let mut msg = LinkMessage::default();
+        msg.attributes.push(LinkAttribute::IfName(name.to_string()));
+        msg.attributes
+            .push(LinkAttribute::LinkInfo(vec![LinkInfo::Kind(
+                InfoKind::Bridge,
+            )]));
+        self.create_link(msg, name, "create bridge", name)
+    }
+
+    /// Send an exclusive RTM_NEWLINK, then resolve the new link's index.
+    fn create_link(
+        &mut self,
+        msg: LinkMessage,
+        name: &str,
+        op: &'static str,
+        what: &str,
+    ) -> Result<u32> {
+        let ctx = Ctx { op, what };
+        self.request(
+            RouteNetlinkMessage::NewLink(msg),
+            NLM_F_CREATE | NLM_F_EXCL,
+            &ctx,
+        )?;
+        self.link_index(name)?.ok_or_else(|| LinkError::Netlink {
+            op,
+            what: what.to_string(),
+            netns: self.netns.clone(),
+            errno: libc::ENODEV,
+            ext_ack: Some("link vanished right after creation".to_string()),
+        })
+    }
+
+    /// Enslave link `index` to the bridge (or bond) `master`; 0 releases it.
+    pub fn set_master(&mut self, index: u32, master: u32) -> Result<()> {
+        let mut msg = LinkMessage::default();
+        msg.header.index = index;
+        msg.attributes.push(LinkAttribute::Controller(master));
+        let what = format!("link #{index} -> master #{master}");
+        let ctx = Ctx {
+            op: "set master of",
+            what: &what,
+        };
+        self.request(RouteNetlinkMessage::SetLink(msg), 0, &ctx)
+            .map(drop)
+    }
+
+    /// Bring link `index` administratively up.
+    pub fn set_up(&mut self, index: u32) -> Result<()> {
+        let mut msg = LinkMessage::default();
+        msg.header.index = index;
+        msg.header.flags = LinkFlags::Up;
+        msg.header.change_mask = LinkFlags::Up;
+        let what = format!("link #{index}");
+        let ctx = Ctx {
+            op: "set up",
+            what: &what,
+        };
+        self.request(RouteNetlinkMessage::SetLink(msg), 0, &ctx)
+            .map(drop)
+    }
+
+    /// Delete the interface called `name` (for a veth, both ends go).
+    /// Returns `Ok(false)` if it did not exist.
+    pub fn delete_link(&mut self, name: &str) -> Result<bool> {
+        validate_ifname("delete_link", name)?;
+        let mut msg = LinkMessage::default();
+        msg.attributes.push(LinkAttribute::IfName(name.to_string()));
+        let ctx = Ctx {
+            op: "delete link",
+            what: name,
+        };
+        match self.request(RouteNetlinkMessage::DelLink(msg), 0, &ctx) {
+            Ok(_) => Ok(true),
+            Err(e) if e.errno() == Some(libc::ENODEV) => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+}
+
+/// "netns net:[4026532292]" for an open namespace file, for messages.
+fn describe_netns_fd(fd: BorrowedFd<'_>) -> String {
+    let raw = fd.as_raw_fd();
+    match std::fs::read_link(format!("/proc/self/fd/{raw}")) {
+        Ok(target) => format!("netns {}", target.display()),
+        Err(_) => format!("netns fd {raw}"),
+    }
+}
+
+fn summarize(l: LinkMessage) -> LinkSummary {
+    let mut s = LinkSummary {
+        index: l.header.index,
+        name: String::new(),
+        kind: None,
+        mac: None,
+        master: None,
+    };
+    for attr in l.attributes {
+        match attr {
+            LinkAttribute::IfName(n) => s.name = n,
+            LinkAttribute::Address(a) => s.mac = a.try_into().ok(),
+            LinkAttribute::Controller(m) => s.master = Some(m),
+            LinkAttribute::LinkInfo(infos) => {
+                for info in infos {
+                    if let LinkInfo::Kind(k) = info {
+                        s.kind = Some(k.to_string());
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    s
+}

@@ -1,0 +1,205 @@
+//! Addresses and routes.
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+use netlink_packet_core::{NLM_F_CREATE, NLM_F_REPLACE};
+use netlink_packet_route::address::{
+    AddressAttribute, AddressFlags, AddressHeaderFlags, AddressMessage, AddressScope,
+};
+use netlink_packet_route::route::{
+    RouteAddress, RouteAttribute, RouteFlags, RouteHeader, RouteMessage, RouteProtocol, RouteScope,
+    RouteType,
+};
+use netlink_packet_route::{AddressFamily, RouteNetlinkMessage};
+
+use super::{Ctx, Rtnl};
+use crate::error::{LinkError, Result};
+
+/// A route for [`Rtnl::add_route`] (main table, unicast).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RouteSpec {
+    /// Destination network; `0.0.0.0`/`::` with `prefix_len` 0 is default.
+    pub dest: IpAddr,
+    /// Destination prefix length.
+    pub prefix_len: u8,
+    /// Output interface index.
+    pub oif: u32,
+    /// Next hop; `None` for a directly connected (scope link) route.
+    pub gateway: Option<IpAddr>,
+    /// Treat the gateway as on-link even without a covering subnet route
+    /// (`onlink`), needed when the sandbox only has a /32.
+    pub onlink: bool,
+    /// Preferred source address (`src`).
+    pub source: Option<IpAddr>,
+}
+
+impl Rtnl {
+    /// Add `addr/prefix_len` to link `index`. Re-adding an identical
+    /// address succeeds. IPv6 addresses skip duplicate address detection
+    /// (`IFA_F_NODAD`) so they are usable immediately rather than after ~1s
+    /// of DAD, which would otherwise dominate sandbox start-up.
+    pub fn add_address(&mut self, index: u32, addr: IpAddr, prefix_len: u8) -> Result<()> {
+        check_prefix("add_address", addr, prefix_len)?;
+        let mut msg = AddressMessage::default();
+        msg.header.family = family_of(addr);
+        msg.header.prefix_len = prefix_len;
+        msg.header.scope = AddressScope::Universe;
+        msg.header.index = index;
+        msg.attributes.push(AddressAttribute::Local(addr));
+        msg.attributes.push(AddressAttribute::Address(addr));
+        if addr.is_ipv6() {
+            msg.header.flags = AddressHeaderFlags::Nodad;
+            msg.attributes
+                .push(AddressAttribute::Flags(AddressFlags::Nodad));
+        }
+        let what = format!("{addr}/{prefix_len} on link #{index}");
+        let ctx = Ctx {
+            op: "add address",
+            what: &what,
+        };
+        self.request(
+            RouteNetlinkMessage::NewAddress(msg),
+            NLM_F_CREATE | NLM_F_REPLACE,
+            &ctx,
+        )
+        .map(drop)
+    }
+
+    /// Add (or replace) a route in the main table.
+    pub fn add_route(&mut self, route: &RouteSpec) -> Result<()> {
+        check_prefix("add_route", route.dest, route.prefix_len)?;
+        for other in [route.gateway, route.source].into_iter().flatten() {
+            if other.is_ipv6() != route.dest.is_ipv6() {
+                return Err(LinkError::InvalidArgument {
+                    op: "add_route",
+                    reason: format!(
+                        "{other} is not of the same address family as {}",
+                        route.dest
+                    ),
+                });
+            }
+        }
+        let mut msg = route_message(route.dest, route.prefix_len, route.oif);
+        msg.header.protocol = RouteProtocol::Static;
+        // As iproute2: a route without a next hop is scope link.
+        msg.header.scope = if route.gateway.is_some() {
+            RouteScope::Universe
+        } else {
+            RouteScope::Link
+        };
+        if route.onlink {
+            msg.header.flags |= RouteFlags::Onlink;
+        }
+        if let Some(gw) = route.gateway {
+            msg.attributes
+                .push(RouteAttribute::Gateway(RouteAddress::from(gw)));
+        }
+        if let Some(src) = route.source {
+            msg.attributes
+                .push(RouteAttribute::PrefSource(RouteAddress::from(src)));
+        }
+        let what = describe_route(route);
+        let ctx = Ctx {
+            op: "add route",
+            what: &what,
+        };
+        self.request(
+            RouteNetlinkMessage::NewRoute(msg),
+            NLM_F_CREATE | NLM_F_REPLACE,
+            &ctx,
+        )
+        .map(drop)
+    }
+
+    /// Delete the main-table route to `dest/prefix_len` via link `oif`.
+    /// Returns `Ok(false)` if there was no such route.
+    pub fn del_route(&mut self, dest: IpAddr, prefix_len: u8, oif: u32) -> Result<bool> {
+        check_prefix("del_route", dest, prefix_len)?;
+        let mut msg = route_message(dest, prefix_len, oif);
+        msg.header.protocol = RouteProtocol::Unspec;
+        msg.header.scope = RouteScope::NoWhere;
+        let what = format!("{dest}/{prefix_len} dev #{oif}");
+        let ctx = Ctx {
+            op: "delete route",
+            what: &what,
+        };
+        match self.request(RouteNetlinkMessage::DelRoute(msg), 0, &ctx) {
+            Ok(_) => Ok(true),
+            Err(e) if e.errno() == Some(libc::ESRCH) => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+}
+
+fn family_of(addr: IpAddr) -> AddressFamily {
+    match addr {
+        IpAddr::V4(_) => AddressFamily::Inet,
+        IpAddr::V6(_) => AddressFamily::Inet6,
+    }
+}
+
+fn route_message(dest: IpAddr, prefix_len: u8, oif: u32) -> RouteMessage {
+    let mut msg = RouteMessage::default();
+    msg.header.address_family = family_of(dest);
+    msg.header.destination_prefix_length = prefix_len;
+    msg.header.table = RouteHeader::RT_TABLE_MAIN;
+    msg.header.kind = RouteType::Unicast;
+    if prefix_len > 0 {
+        msg.attributes
+            .push(RouteAttribute::Destination(RouteAddress::from(dest)));
+    }
+    msg.attributes.push(RouteAttribute::Oif(oif));
+    msg
+}
+
+fn describe_route(r: &RouteSpec) -> String {
+    let mut s = if r.prefix_len == 0 && is_unspecified(r.dest) {
+        "default".to_string()
+    } else {
+        format!("{}/{}", r.dest, r.prefix_len)
+    };
+    if let Some(gw) = r.gateway {
+        s.push_str(&format!(" via {gw}"));
+    }
+    s.push_str(&format!(" dev #{}", r.oif));
+    if r.onlink {
+        s.push_str(" onlink");
+    }
+    if let Some(src) = r.source {
+        s.push_str(&format!(" src {src}"));
+    }
+    s
+}
+
+fn is_unspecified(a: IpAddr) -> bool {
+    a == IpAddr::V4(Ipv4Addr::UNSPECIFIED) || a == IpAddr::V6(Ipv6Addr::UNSPECIFIED)
+}
+
+fn check_prefix(op: &'static str, addr: IpAddr, prefix_len: u8) -> Result<()> {
+    let max = if addr.is_ipv4() { 32 } else { 128 };
+    if prefix_len > max {
+        return Err(LinkError::InvalidArgument {
+            op,
+            reason: format!("prefix length /{prefix_len} is too long for {addr}"),
+        });
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn route_descriptions() {
+        let r = RouteSpec {
+            dest: IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+            prefix_len: 0,
+            oif: 2,
+            gateway: Some("10.200.0.1".parse().unwrap()),
+            onlink: true,
+            source: None,
+        };
+        assert_eq!(describe_route(&r), "default via 10.200.0.1 dev #2 onlink");
+    }
+}

@@ -1,0 +1,100 @@
+//! Bridges, enslaving, and persistent taps.
+
+mod common;
+
+use common::{ip_json, root_or_skip, Lab};
+use palisade_link::{create_tap, run_in_netns, Rtnl, VethSpec};
+use serde_json::Value;
+
+fn link_json(ns: &str, dev: &str) -> Value {
+    let v: Value = serde_json::from_str(&ip_json(ns, &["-d", "link", "show", "dev", dev])).unwrap();
+    v[0].clone()
+}
+
+#[test]
+fn bridge_and_set_master() {
+    if !root_or_skip("bridge_and_set_master") {
+        return;
+    }
+    let lab = Lab::new();
+    let mut rtnl = Rtnl::open_in(&lab.path).unwrap();
+    let br = rtnl.create_bridge("plbr0").unwrap();
+    let err = rtnl.create_bridge("plbr0").unwrap_err();
+    assert!(err.is_already_exists(), "{err:?}");
+    assert!(err.to_string().contains("plbr0"), "{err}");
+
+    let va = rtnl
+        .create_veth(&VethSpec {
+            host_name: "va".into(),
+            peer_name: "vb".into(),
+            ..Default::default()
+        })
+        .unwrap();
+    rtnl.set_master(va, br).unwrap();
+    rtnl.set_up(br).unwrap();
+    rtnl.set_up(va).unwrap();
+
+    let links = rtnl.list_links().unwrap();
+    let b = links.iter().find(|l| l.name == "plbr0").unwrap();
+    assert_eq!(b.kind.as_deref(), Some("bridge"));
+    let a = links.iter().find(|l| l.name == "va").unwrap();
+    assert_eq!(a.master, Some(br));
+    assert_eq!(link_json(&lab.name, "va")["master"], "plbr0");
+
+    // Release from the bridge.
+    rtnl.set_master(va, 0).unwrap();
+    let a = rtnl
+        .list_links()
+        .unwrap()
+        .into_iter()
+        .find(|l| l.name == "va")
+        .unwrap();
+    assert_eq!(a.master, None);
+
+    assert!(rtnl.delete_link("plbr0").unwrap());
+    assert!(!rtnl.delete_link("plbr0").unwrap());
+    assert!(rtnl.delete_link("va").unwrap());
+}
+
+#[test]
+fn tap_create_and_delete() {
+    if !root_or_skip("tap_create_and_delete") {
+        return;
+    }
+    let lab = Lab::new();
+    run_in_netns(&lab.path, || create_tap("pltap0", Some(1234)))
+        .unwrap()
+        .unwrap();
+    let mut rtnl = Rtnl::open_in(&lab.path).unwrap();
+    let tap = rtnl
+        .list_links()
+        .unwrap()
+        .into_iter()
+        .find(|l| l.name == "pltap0")
+        .expect("tap exists after its fd was closed (persistent)");
+    assert_eq!(tap.kind.as_deref(), Some("tun"));
+    let details = link_json(&lab.name, "pltap0");
+    let info = &details["linkinfo"]["info_data"];
+    assert_eq!(info["type"], "tap", "{details}");
+    assert_eq!(info["pi"], false, "{details}");
+    assert_eq!(info["persist"], true, "{details}");
+    assert_eq!(info["user"], 1234, "{details}");
+
+    // Re-creating an existing persistent tap re-attaches: idempotent.
+    run_in_netns(&lab.path, || create_tap("pltap0", Some(1234)))
+        .unwrap()
+        .unwrap();
+
+    // A non-tap device of that name makes TUNSETIFF fail with a clear error.
+    rtnl.create_bridge("plbr1").unwrap();
+    let err = run_in_netns(&lab.path, || create_tap("plbr1", None))
+        .unwrap()
+        .unwrap_err();
+    eprintln!("tap over bridge error reads: {err}");
+    assert!(err.to_string().contains("plbr1"), "{err}");
+    assert_eq!(err.errno(), Some(libc::EINVAL));
+
+    assert!(rtnl.delete_link("pltap0").unwrap());
+    assert!(!rtnl.delete_link("pltap0").unwrap());
+    assert_eq!(rtnl.link_index("pltap0").unwrap(), None);
+}

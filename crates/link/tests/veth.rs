@@ -1,0 +1,131 @@
+//! veth pairs with the peer born directly inside another namespace.
+
+mod common;
+
+use std::os::fd::AsFd;
+
+use common::{ip_json, mac_str, root_or_skip, Lab};
+use palisade_link::{open_netns, LinkError, Rtnl, VethSpec};
+use serde_json::Value;
+
+const HOST_MAC: [u8; 6] = [0x02, 0x50, 0x4c, 0x00, 0x00, 0x01];
+const PEER_MAC: [u8; 6] = [0x02, 0x50, 0x4c, 0x00, 0x00, 0x02];
+
+fn link_json(ns: &str, dev: &str) -> Value {
+    let out = ip_json(ns, &["link", "show", "dev", dev]);
+    let v: Value = serde_json::from_str(&out).unwrap();
+    v[0].clone()
+}
+
+#[test]
+fn veth_peer_created_in_sandbox_namespace() {
+    if !root_or_skip("veth_peer_created_in_sandbox_namespace") {
+        return;
+    }
+    let lab = Lab::new();
+    let sbx = Lab::new();
+    let sbx_file = open_netns(&sbx.path).unwrap();
+    let mut rtnl = Rtnl::open_in(&lab.path).unwrap();
+
+    let spec = VethSpec {
+        host_name: "vh-test0".into(),
+        host_mac: Some(HOST_MAC),
+        peer_name: "eth0".into(),
+        peer_mac: Some(PEER_MAC),
+        peer_netns: Some(sbx_file.as_fd()),
+    };
+    let host_index = rtnl.create_veth(&spec).unwrap();
+    assert_eq!(rtnl.link_index("vh-test0").unwrap(), Some(host_index));
+    // The peer is not in the lab namespace at all...
+    assert_eq!(rtnl.link_index("eth0").unwrap(), None);
+
+    // ...but in the sandbox, under its final name, with its MAC.
+    let peer = link_json(&sbx.name, "eth0");
+    assert_eq!(peer["address"], mac_str(PEER_MAC), "{peer}");
+    let host = link_json(&lab.name, "vh-test0");
+    assert_eq!(host["address"], mac_str(HOST_MAC), "{host}");
+    assert_eq!(host["ifindex"], host_index);
+
+    let links = rtnl.list_links().unwrap();
+    let summary = links.iter().find(|l| l.name == "vh-test0").unwrap();
+    assert_eq!(summary.index, host_index);
+    assert_eq!(summary.kind.as_deref(), Some("veth"));
+    assert_eq!(summary.mac, Some(HOST_MAC));
+    assert_eq!(summary.master, None);
+
+    let mut sbx_rtnl = Rtnl::open_in(&sbx.path).unwrap();
+    let sbx_links = sbx_rtnl.list_links().unwrap();
+    let eth0 = sbx_links.iter().find(|l| l.name == "eth0").unwrap();
+    assert_eq!(eth0.mac, Some(PEER_MAC));
+    assert_eq!(eth0.kind.as_deref(), Some("veth"));
+
+    // Duplicate host name: a helpful, matchable error.
+    let err = rtnl.create_veth(&spec).unwrap_err();
+    assert!(err.is_already_exists(), "{err:?}");
+    assert_eq!(err.errno(), Some(libc::EEXIST));
+    let msg = err.to_string();
+    assert!(msg.contains("vh-test0"), "{msg}");
+    assert!(msg.contains(&lab.path.display().to_string()), "{msg}");
+    eprintln!("duplicate veth error reads: {msg}");
+
+    // Another host name but the peer name clashes inside the sandbox.
+    let clash = VethSpec {
+        host_name: "vh-test1".into(),
+        ..spec.clone()
+    };
+    let err = rtnl.create_veth(&clash).unwrap_err();
+    assert!(err.is_already_exists(), "{err:?}");
+    eprintln!("peer-name clash error reads: {err}");
+    let msg = err.to_string();
+    assert!(msg.contains("peer eth0"), "{msg}");
+    assert!(msg.contains(&sbx.name), "{msg}");
+    assert_eq!(rtnl.link_index("vh-test1").unwrap(), None);
+
+    // Deleting one end removes both; deleting again is a no-op.
+    assert!(rtnl.delete_link("vh-test0").unwrap());
+    assert!(!rtnl.delete_link("vh-test0").unwrap());
+    assert_eq!(sbx_rtnl.link_index("eth0").unwrap(), None);
+}
+
+#[test]
+fn veth_without_namespace_and_random_macs() {
+    if !root_or_skip("veth_without_namespace_and_random_macs") {
+        return;
+    }
+    let lab = Lab::new();
+    let mut rtnl = Rtnl::open_in(&lab.path).unwrap();
+    let idx = rtnl
+        .create_veth(&VethSpec {
+            host_name: "va".into(),
+            peer_name: "vb".into(),
+            ..Default::default()
+        })
+        .unwrap();
+    let links = rtnl.list_links().unwrap();
+    let va = links.iter().find(|l| l.name == "va").unwrap();
+    let vb = links.iter().find(|l| l.name == "vb").unwrap();
+    assert_eq!(va.index, idx);
+    assert!(va.mac.is_some() && vb.mac.is_some());
+    rtnl.set_up(idx).unwrap();
+    let va_json = link_json(&lab.name, "va");
+    let flags = va_json["flags"].as_array().unwrap();
+    assert!(flags.iter().any(|f| f == "UP"), "{va_json}");
+}
+
+#[test]
+fn bad_names_fail_before_the_kernel() {
+    if !root_or_skip("bad_names_fail_before_the_kernel") {
+        return;
+    }
+    let lab = Lab::new();
+    let mut rtnl = Rtnl::open_in(&lab.path).unwrap();
+    let err = rtnl
+        .create_veth(&VethSpec {
+            host_name: "a-very-long-interface-name".into(),
+            peer_name: "eth0".into(),
+            ..Default::default()
+        })
+        .unwrap_err();
+    assert!(matches!(err, LinkError::InvalidArgument { .. }), "{err:?}");
+    assert!(err.to_string().contains("15 bytes"), "{err}");
+}
