@@ -1,0 +1,51 @@
+//! Errors of the engine, each with the sandbox or object it concerns.
+
+use palisade_core::names::NameError;
+use palisade_core::policy::PortRuleError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error(transparent)]
+    Name(#[from] NameError),
+    #[error(transparent)]
+    PortRule(#[from] PortRuleError),
+    #[error("sandbox {sandbox}: {why}")]
+    InvalidRequest { sandbox: String, why: String },
+    #[error("no sandbox named {0}")]
+    NotFound(String),
+    #[error(transparent)]
+    Store(#[from] palisade_store::StoreError),
+    #[error("cannot lock the state directory {dir}: {source}")]
+    Lock { dir: String, source: std::io::Error },
+    #[error("sandbox {sandbox}: {step}: {source}")]
+    Link {
+        sandbox: String,
+        step: String,
+        source: Box<palisade_link::LinkError>,
+    },
+    #[error("host plumbing: {step}: {source}")]
+    Host {
+        step: String,
+        source: Box<palisade_link::LinkError>,
+    },
+    #[error("sandbox {sandbox}: firewall update failed, nothing was applied: {source}")]
+    Elements {
+        sandbox: String,
+        source: Box<palisade_nft::NftError>,
+    },
+    #[error("applying palisade's tables failed, the previous tables stay in force: {0}")]
+    Ruleset(Box<palisade_nft::NftError>),
+    #[error("reading palisade's tables back failed: {0}")]
+    ReadBack(Box<palisade_nft::NftError>),
+    #[error("nf_tables is not usable here: {0}")]
+    Netfilter(Box<palisade_nft::NftError>),
+    #[error("rtnetlink is not usable here: {0}")]
+    Rtnetlink(Box<palisade_link::LinkError>),
+    #[error("{failure}; cleaning up also failed ({cleanup}); the next palisade command will finish the clean-up")]
+    RollbackFailed {
+        failure: Box<EngineError>,
+        cleanup: String,
+    },
+    #[error("fault injected at {0} (PALISADE_FAIL_AT)")]
+    Injected(String),
+}

@@ -1,0 +1,24 @@
+//! Fault injection for the crash and fail-closed tests.
+//!
+//! `PALISADE_CRASH_AT=<point>` kills the process with SIGKILL at that point,
+//! as a `kill -9` would; `PALISADE_FAIL_AT=<point>` makes the step fail as if
+//! the kernel had refused it. Both are read once per call and cost nothing
+//! when unset. Points: after-record, after-elements, after-netns, after-link,
+//! before-ready, destroy-after-mark, destroy-after-link.
+
+use super::EngineError;
+
+/// Crashes or fails here if the environment asks for it.
+pub fn point(name: &str) -> Result<(), EngineError> {
+    if std::env::var("PALISADE_CRASH_AT").is_ok_and(|v| v == name) {
+        // SAFETY: kill(2) on our own pid with a valid signal has no memory
+        // safety preconditions.
+        unsafe {
+            libc::kill(libc::getpid(), libc::SIGKILL);
+        }
+    }
+    if std::env::var("PALISADE_FAIL_AT").is_ok_and(|v| v == name) {
+        return Err(EngineError::Injected(name.to_string()));
+    }
+    Ok(())
+}

@@ -1,0 +1,168 @@
+//! Creating and destroying sandboxes, failing closed.
+//!
+//! Create: the row (state `creating`) is written first, so a crash at any
+//! later point leaves an intent the next command rolls back; then the set
+//! elements (one atomic batch) before the interface exists, so the
+//! interface is filtered by its own policy from its first packet; then the
+//! interface; then the row turns `ready`. Any error rolls everything back.
+
+use super::{faults, Engine, EngineError, SandboxView};
+use palisade_core::compile::sandbox_elements;
+use palisade_core::model::{Sandbox, SandboxKind};
+use palisade_core::names::{SandboxName, TenantName};
+use palisade_core::policy::PortRule;
+use palisade_store::{NewSandbox, SandboxRecord, SandboxState};
+
+/// A `sandbox create` request as given by a user (not yet validated).
+#[derive(Debug, Clone)]
+pub struct CreateRequest {
+    pub name: String,
+    pub tenant: String,
+    pub kind: SandboxKind,
+    pub internet: bool,
+    pub allow: Vec<String>,
+}
+
+/// What `destroy` did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DestroyOutcome {
+    Destroyed(Box<SandboxView>),
+    NotFound,
+}
+
+impl Engine {
+    /// Validates a request without touching anything.
+    fn validate(&self, req: &CreateRequest) -> Result<NewSandbox, EngineError> {
+        let name = SandboxName::new(&req.name)?;
+        let tenant = TenantName::new(&req.tenant)?;
+        let invalid = |why: String| EngineError::InvalidRequest {
+            sandbox: name.to_string(),
+            why,
+        };
+        let mut allow = Vec::new();
+        for a in &req.allow {
+            let rule: PortRule = a.parse()?;
+            if !allow.contains(&rule) {
+                allow.push(rule);
+            }
+        }
+        if req.kind == SandboxKind::None && (req.internet || !allow.is_empty()) {
+            return Err(invalid(
+                "--kind none has networking disabled; --internet and --allow need networking"
+                    .into(),
+            ));
+        }
+        let defaults = self.config.tenant_defaults(&tenant);
+        let (internet, allow) = if req.kind == SandboxKind::None {
+            (false, Vec::new())
+        } else {
+            let internet = req.internet || defaults.internet;
+            let allow = if allow.is_empty() {
+                defaults.allow
+            } else {
+                allow
+            };
+            (internet, allow)
+        };
+        if !allow.is_empty() && !internet {
+            return Err(invalid(
+                "--allow narrows internet egress; add --internet".into(),
+            ));
+        }
+        if internet && self.config.network.uplink.is_none() {
+            return Err(invalid(
+                "--internet needs network.uplink in the configuration (the host interface to masquerade through)".into(),
+            ));
+        }
+        let netns_created =
+            req.kind == SandboxKind::Netns && !palisade_link::named_netns_exists(name.as_str());
+        Ok(NewSandbox {
+            name,
+            tenant,
+            kind: req.kind,
+            internet,
+            allow,
+            netns_created,
+        })
+    }
+
+    /// Creates a sandbox; on any failure nothing of it remains.
+    pub fn create(&mut self, req: &CreateRequest) -> Result<SandboxView, EngineError> {
+        let new = self.validate(req)?;
+        let range = palisade_core::ipam::OffsetRange::of(&self.config.network.subnet);
+        let record = self.store.insert_sandbox(&new, range)?;
+        let sandbox = self.model(&record);
+        match self.build(&record, &sandbox) {
+            Ok(()) => {
+                let ready = SandboxRecord {
+                    state: SandboxState::Ready,
+                    ..record
+                };
+                Ok(SandboxView::new(&self.config, &ready, &sandbox))
+            }
+            Err(failure) => match self.tear_down(&record, &sandbox) {
+                Ok(()) => Err(failure),
+                Err(cleanup) => Err(EngineError::RollbackFailed {
+                    failure: Box::new(failure),
+                    cleanup: cleanup.to_string(),
+                }),
+            },
+        }
+    }
+
+    fn build(&mut self, record: &SandboxRecord, sandbox: &Sandbox) -> Result<(), EngineError> {
+        faults::point("after-record")?;
+        let elements = sandbox_elements(&self.config, sandbox);
+        if !elements.is_empty() {
+            faults::point("elements")?;
+            self.nft
+                .apply_elements(&elements, &[])
+                .map_err(|source| EngineError::Elements {
+                    sandbox: sandbox.name.to_string(),
+                    source: Box::new(source),
+                })?;
+        }
+        faults::point("after-elements")?;
+        self.attach(sandbox, record.netns_created)?;
+        faults::point("before-ready")?;
+        self.store.set_state(record.id, SandboxState::Ready)?;
+        Ok(())
+    }
+
+    /// Removes every trace of a sandbox: links, namespace (if ours),
+    /// elements, then the row. Idempotent, so it also finishes an
+    /// interrupted create or destroy.
+    pub(super) fn tear_down(
+        &mut self,
+        record: &SandboxRecord,
+        sandbox: &Sandbox,
+    ) -> Result<(), EngineError> {
+        self.detach(sandbox, record.netns_created)?;
+        faults::point("destroy-after-link")?;
+        let elements = sandbox_elements(&self.config, sandbox);
+        if !elements.is_empty() {
+            self.nft
+                .apply_elements(&[], &elements)
+                .map_err(|source| EngineError::Elements {
+                    sandbox: sandbox.name.to_string(),
+                    source: Box::new(source),
+                })?;
+        }
+        self.store.delete_sandbox(record.id)?;
+        Ok(())
+    }
+
+    /// Destroys a sandbox; destroying one that does not exist is not an error.
+    pub fn destroy(&mut self, name: &str) -> Result<DestroyOutcome, EngineError> {
+        let name = SandboxName::new(name)?;
+        let Some(record) = self.store.sandbox(&name)? else {
+            return Ok(DestroyOutcome::NotFound);
+        };
+        let sandbox = self.model(&record);
+        let view = SandboxView::new(&self.config, &record, &sandbox);
+        self.store.set_state(record.id, SandboxState::Destroying)?;
+        faults::point("destroy-after-mark")?;
+        self.tear_down(&record, &sandbox)?;
+        Ok(DestroyOutcome::Destroyed(Box::new(view)))
+    }
+}

@@ -1,0 +1,152 @@
+//! The engine: turns requests into store rows, compiled elements and kernel
+//! plumbing, in an order that fails closed, and repairs what an interrupted
+//! run left behind. Front ends (the CLI, later the daemon and CNI plugin) call
+//! it and never build rules themselves.
+
+mod error;
+mod faults;
+mod lifecycle;
+mod plumbing;
+mod reconcile;
+mod status;
+mod verify;
+mod view;
+
+pub use error::EngineError;
+pub use lifecycle::{CreateRequest, DestroyOutcome};
+pub use reconcile::RepairReport;
+pub use verify::{Difference, VerifyReport};
+pub use view::{SandboxView, StatusView};
+
+use palisade_core::config::Config;
+use palisade_core::element::{Family, TABLE};
+use palisade_core::model::Sandbox;
+use palisade_nft::NftSocket;
+use palisade_store::{SandboxRecord, StateLock, Store};
+use std::path::{Path, PathBuf};
+
+/// Default state directory.
+pub const DEFAULT_STATE_DIR: &str = "/var/lib/palisade";
+
+/// An open engine: the state lock, the store and persistent kernel sockets.
+pub struct Engine {
+    config: Config,
+    state_dir: PathBuf,
+    store: Store,
+    nft: NftSocket,
+    rtnl: palisade_link::Rtnl,
+    _lock: StateLock,
+}
+
+impl Engine {
+    /// Takes the state lock, opens the store and the kernel sockets, then
+    /// repairs what an interrupted earlier run left (O(1) when healthy).
+    pub fn open(config: Config, state_dir: &Path) -> Result<(Engine, RepairReport), EngineError> {
+        std::fs::create_dir_all(state_dir).map_err(|source| EngineError::Lock {
+            dir: state_dir.display().to_string(),
+            source,
+        })?;
+        let lock = StateLock::acquire(state_dir, || {
+            eprintln!("palisade: waiting for another palisade process to finish...")
+        })
+        .map_err(|source| EngineError::Lock {
+            dir: state_dir.display().to_string(),
+            source,
+        })?;
+        let store = Store::open(state_dir)?;
+        let nft = NftSocket::open().map_err(|e| EngineError::Netfilter(Box::new(e)))?;
+        let rtnl = palisade_link::Rtnl::open().map_err(|e| EngineError::Rtnetlink(Box::new(e)))?;
+        let mut engine = Engine {
+            config,
+            state_dir: state_dir.to_path_buf(),
+            store,
+            nft,
+            rtnl,
+            _lock: lock,
+        };
+        let report = engine.repair()?;
+        Ok((engine, report))
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    pub fn state_dir(&self) -> &Path {
+        &self.state_dir
+    }
+
+    /// The model of a stored sandbox.
+    fn model(&self, r: &SandboxRecord) -> Sandbox {
+        Sandbox {
+            id: r.id,
+            name: r.name.clone(),
+            tenant: r.tenant.clone(),
+            tenant_id: r.tenant_id,
+            kind: r.kind,
+            internet: r.internet,
+            allow: r.allow.clone(),
+            attachment: r
+                .offset
+                .map(|o| Sandbox::attachment_for(&self.config, r.id, o)),
+        }
+    }
+
+    /// Every sandbox in state `ready`, as models.
+    fn ready_sandboxes(&self) -> Result<Vec<(SandboxRecord, Sandbox)>, EngineError> {
+        Ok(self
+            .store
+            .sandboxes()?
+            .into_iter()
+            .filter(|r| r.state == palisade_store::SandboxState::Ready)
+            .map(|r| {
+                let m = self.model(&r);
+                (r, m)
+            })
+            .collect())
+    }
+
+    /// The compiled ruleset for the current store.
+    pub fn ruleset(&self) -> Result<palisade_core::compile::Ruleset, EngineError> {
+        let sandboxes: Vec<Sandbox> = self
+            .ready_sandboxes()?
+            .into_iter()
+            .map(|(_, m)| m)
+            .collect();
+        Ok(palisade_core::compile::compile(&self.config, &sandboxes))
+    }
+
+    /// True when palisade's inet table exists (one cheap netlink dump of a
+    /// small set).
+    fn table_present(&mut self) -> Result<bool, EngineError> {
+        match self.nft.list_elements(Family::Inet, "internet4") {
+            Ok(_) => Ok(true),
+            Err(e) if e.errno() == Some(libc::ENOENT) => Ok(false),
+            Err(e) => Err(EngineError::ReadBack(Box::new(e))),
+        }
+    }
+
+    pub fn sandbox_views(&self, tenant: Option<&str>) -> Result<Vec<SandboxView>, EngineError> {
+        Ok(self
+            .store
+            .sandboxes()?
+            .iter()
+            .filter(|r| tenant.is_none_or(|t| r.tenant.as_str() == t))
+            .map(|r| SandboxView::new(&self.config, r, &self.model(r)))
+            .collect())
+    }
+
+    pub fn sandbox_view(&self, name: &str) -> Result<SandboxView, EngineError> {
+        let name = palisade_core::names::SandboxName::new(name)?;
+        let r = self
+            .store
+            .sandbox(&name)?
+            .ok_or_else(|| EngineError::NotFound(name.to_string()))?;
+        Ok(SandboxView::new(&self.config, &r, &self.model(&r)))
+    }
+}
+
+/// Name of palisade's table in a family, for messages.
+pub fn table_name(family: Family) -> String {
+    format!("{} {TABLE}", family.keyword())
+}

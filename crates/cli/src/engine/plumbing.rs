@@ -1,0 +1,272 @@
+//! Links, addresses and routes of a sandbox, and the host side they hang on.
+//! Everything in-process over rtnetlink: no `ip` process per step.
+
+use super::{faults, Engine, EngineError};
+use palisade_core::config::Mode;
+use palisade_core::model::{Sandbox, SandboxKind, GATEWAY6};
+use palisade_core::names::{BRIDGE_IFACE, SANDBOX_IFACE};
+use palisade_link::{LinkError, RouteSpec, Rtnl, VethSpec};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::os::fd::AsFd;
+
+fn link_err(sb: &Sandbox, step: impl Into<String>) -> impl FnOnce(LinkError) -> EngineError {
+    let sandbox = sb.name.to_string();
+    let step = step.into();
+    move |source| EngineError::Link {
+        sandbox,
+        step,
+        source: Box::new(source),
+    }
+}
+
+fn host_err(step: impl Into<String>) -> impl FnOnce(LinkError) -> EngineError {
+    let step = step.into();
+    move |source| EngineError::Host {
+        step,
+        source: Box::new(source),
+    }
+}
+
+impl Engine {
+    /// Host-wide plumbing in the current namespace: forwarding on, and in
+    /// bridge mode the bridge with the gateway addresses. Idempotent.
+    pub(super) fn ensure_host(&mut self) -> Result<(), EngineError> {
+        palisade_link::set_sysctl("net/ipv4/ip_forward", "1")
+            .map_err(host_err("enable IPv4 forwarding"))?;
+        palisade_link::set_sysctl("net/ipv6/conf/all/forwarding", "1")
+            .map_err(host_err("enable IPv6 forwarding"))?;
+        if self.config.network.mode == Mode::Bridge {
+            let index = match self
+                .rtnl
+                .link_index(BRIDGE_IFACE)
+                .map_err(host_err("look up bridge"))?
+            {
+                Some(i) => i,
+                None => self
+                    .rtnl
+                    .create_bridge(BRIDGE_IFACE)
+                    .map_err(host_err(format!("create bridge {BRIDGE_IFACE}")))?,
+            };
+            let subnet = self.config.network.subnet;
+            self.rtnl
+                .add_address(
+                    index,
+                    IpAddr::V4(self.config.gateway4()),
+                    subnet.prefix_len(),
+                )
+                .map_err(host_err("add the IPv4 gateway to the bridge"))?;
+            self.rtnl
+                .add_address(index, IpAddr::V6(GATEWAY6), 64)
+                .map_err(host_err("add the IPv6 gateway to the bridge"))?;
+            // Sandboxes reach each other through the gateway (their /32
+            // addresses make every destination off-link); no redirects.
+            for key in [
+                format!("net/ipv4/conf/{BRIDGE_IFACE}/send_redirects"),
+                format!("net/ipv6/conf/{BRIDGE_IFACE}/accept_ra"),
+            ] {
+                palisade_link::set_sysctl(&key, "0").map_err(host_err(format!("set {key}")))?;
+            }
+            self.rtnl
+                .set_up(index)
+                .map_err(host_err("bring the bridge up"))?;
+            let subnet6 = self.config.network.subnet6;
+            self.rtnl
+                .add_route(&RouteSpec {
+                    dest: IpAddr::V6(subnet6.network()),
+                    prefix_len: subnet6.prefix_len(),
+                    oif: index,
+                    gateway: None,
+                    onlink: false,
+                    source: None,
+                })
+                .map_err(host_err("route the IPv6 pool to the bridge"))?;
+        }
+        Ok(())
+    }
+
+    /// Creates the sandbox's interface and everything on it. On error, what
+    /// was made stays for the caller's rollback (`detach`) to remove.
+    pub(super) fn attach(&mut self, sb: &Sandbox, create_netns: bool) -> Result<(), EngineError> {
+        let Some(att) = sb.attachment.clone() else {
+            return Ok(());
+        };
+        let index = match sb.kind {
+            SandboxKind::Netns => {
+                let name = sb.name.as_str();
+                if create_netns {
+                    palisade_link::create_named_netns(name)
+                        .map_err(link_err(sb, "create network namespace"))?;
+                }
+                faults::point("after-netns")?;
+                let path = palisade_link::netns_path(name);
+                let ns = palisade_link::open_netns(&path)
+                    .map_err(link_err(sb, "open network namespace"))?;
+                let index = self
+                    .rtnl
+                    .create_veth(&VethSpec {
+                        host_name: att.host_iface.clone(),
+                        host_mac: None,
+                        peer_name: SANDBOX_IFACE.to_string(),
+                        peer_mac: Some(att.mac.0),
+                        peer_netns: Some(ns.as_fd()),
+                    })
+                    .map_err(link_err(
+                        sb,
+                        format!("create veth {} <-> {SANDBOX_IFACE}", att.host_iface),
+                    ))?;
+                configure_inside(sb, &path, att.ipv4, att.ipv6, self.config.gateway4())?;
+                index
+            }
+            SandboxKind::Tap => {
+                palisade_link::create_tap(&att.host_iface, None)
+                    .map_err(link_err(sb, format!("create tap {}", att.host_iface)))?;
+                self.rtnl
+                    .link_index(&att.host_iface)
+                    .map_err(link_err(sb, "look up tap"))?
+                    .ok_or_else(|| EngineError::InvalidRequest {
+                        sandbox: sb.name.to_string(),
+                        why: format!("tap {} vanished right after creation", att.host_iface),
+                    })?
+            }
+            SandboxKind::None => return Ok(()),
+        };
+        faults::point("after-link")?;
+        self.configure_host_side(sb, index, att.ipv4, att.ipv6)
+    }
+
+    fn configure_host_side(
+        &mut self,
+        sb: &Sandbox,
+        index: u32,
+        ipv4: Ipv4Addr,
+        ipv6: Ipv6Addr,
+    ) -> Result<(), EngineError> {
+        let iface = sb
+            .attachment
+            .as_ref()
+            .map(|a| a.host_iface.clone())
+            .unwrap_or_default();
+        // The host never takes router advertisements or redirects from a sandbox.
+        for key in [
+            format!("net/ipv6/conf/{iface}/accept_ra"),
+            format!("net/ipv6/conf/{iface}/accept_redirects"),
+            format!("net/ipv4/conf/{iface}/accept_redirects"),
+            format!("net/ipv4/conf/{iface}/send_redirects"),
+        ] {
+            palisade_link::set_sysctl(&key, "0").map_err(link_err(sb, format!("set {key}")))?;
+        }
+        match self.config.network.mode {
+            Mode::Bridge => {
+                let bridge = self
+                    .rtnl
+                    .link_index(BRIDGE_IFACE)
+                    .map_err(link_err(sb, "look up the bridge"))?
+                    .ok_or_else(|| EngineError::InvalidRequest {
+                        sandbox: sb.name.to_string(),
+                        why: format!("bridge {BRIDGE_IFACE} is missing; run palisade init"),
+                    })?;
+                self.rtnl
+                    .set_master(index, bridge)
+                    .map_err(link_err(sb, "attach to the bridge"))?;
+                self.rtnl
+                    .set_up(index)
+                    .map_err(link_err(sb, "bring the interface up"))?;
+            }
+            Mode::Routed => {
+                let gw4 = self.config.gateway4();
+                self.rtnl
+                    .add_address(index, IpAddr::V4(gw4), 32)
+                    .map_err(link_err(sb, "add the IPv4 gateway address"))?;
+                self.rtnl
+                    .add_address(index, IpAddr::V6(GATEWAY6), 64)
+                    .map_err(link_err(sb, "add the IPv6 gateway address"))?;
+                self.rtnl
+                    .set_up(index)
+                    .map_err(link_err(sb, "bring the interface up"))?;
+                for (dest, len, source) in [
+                    (IpAddr::V4(ipv4), 32, Some(IpAddr::V4(gw4))),
+                    (IpAddr::V6(ipv6), 128, None),
+                ] {
+                    self.rtnl
+                        .add_route(&RouteSpec {
+                            dest,
+                            prefix_len: len,
+                            oif: index,
+                            gateway: None,
+                            onlink: false,
+                            source,
+                        })
+                        .map_err(link_err(sb, format!("route {dest}/{len}")))?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Removes the sandbox's interface and, if palisade made it, its
+    /// namespace. Idempotent: what is already gone is not an error.
+    pub(super) fn detach(&mut self, sb: &Sandbox, netns_created: bool) -> Result<(), EngineError> {
+        if let Some(att) = &sb.attachment {
+            self.rtnl
+                .delete_link(&att.host_iface)
+                .map_err(link_err(sb, format!("delete {}", att.host_iface)))?;
+        }
+        if sb.kind == SandboxKind::Netns && netns_created {
+            palisade_link::delete_named_netns(sb.name.as_str())
+                .map_err(link_err(sb, "delete network namespace"))?;
+        }
+        Ok(())
+    }
+
+    /// Open rtnetlink handle, for reconcile.
+    pub(super) fn rtnl(&mut self) -> &mut Rtnl {
+        &mut self.rtnl
+    }
+}
+
+/// Inside the sandbox's namespace: loopback up, its addresses (/32 and
+/// /128, so every destination is off-link and goes through the gateway),
+/// and default routes via the gateway.
+fn configure_inside(
+    sb: &Sandbox,
+    netns: &std::path::Path,
+    ipv4: Ipv4Addr,
+    ipv6: Ipv6Addr,
+    gateway4: Ipv4Addr,
+) -> Result<(), EngineError> {
+    let mut rtnl = Rtnl::open_in(netns).map_err(link_err(sb, "open rtnetlink in the namespace"))?;
+    if let Some(lo) = rtnl.link_index("lo").map_err(link_err(sb, "look up lo"))? {
+        rtnl.set_up(lo).map_err(link_err(sb, "bring lo up"))?;
+    }
+    let eth = rtnl
+        .link_index(SANDBOX_IFACE)
+        .map_err(link_err(sb, "look up eth0"))?
+        .ok_or_else(|| EngineError::InvalidRequest {
+            sandbox: sb.name.to_string(),
+            why: "eth0 missing inside the namespace right after creation".into(),
+        })?;
+    rtnl.add_address(eth, IpAddr::V4(ipv4), 32)
+        .map_err(link_err(sb, "add IPv4 address"))?;
+    rtnl.add_address(eth, IpAddr::V6(ipv6), 128)
+        .map_err(link_err(sb, "add IPv6 address"))?;
+    rtnl.set_up(eth).map_err(link_err(sb, "bring eth0 up"))?;
+    rtnl.add_route(&RouteSpec {
+        dest: IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+        prefix_len: 0,
+        oif: eth,
+        gateway: Some(IpAddr::V4(gateway4)),
+        onlink: true,
+        source: None,
+    })
+    .map_err(link_err(sb, "add IPv4 default route"))?;
+    rtnl.add_route(&RouteSpec {
+        dest: IpAddr::V6(Ipv6Addr::UNSPECIFIED),
+        prefix_len: 0,
+        oif: eth,
+        gateway: Some(IpAddr::V6(GATEWAY6)),
+        onlink: false,
+        source: None,
+    })
+    .map_err(link_err(sb, "add IPv6 default route"))?;
+    Ok(())
+}

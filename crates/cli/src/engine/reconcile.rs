@@ -1,0 +1,158 @@
+//! Bringing the kernel back in line with the store.
+//!
+//! Every command starts with [`Engine::repair`], which is O(1) when the last
+//! run ended cleanly: it reads the intent journal (rows not `ready`) and
+//! checks that the table exists. The full comparison runs on `init`, or when
+//! the table is gone, and rebuilds the whole table in one transaction.
+
+use super::{Engine, EngineError};
+use palisade_core::model::SandboxKind;
+use palisade_core::names::{self, BRIDGE_IFACE};
+use palisade_store::SandboxState;
+use std::collections::BTreeSet;
+
+/// What a repair or reconcile changed.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct RepairReport {
+    /// Interrupted creates rolled back.
+    pub rolled_back: Vec<String>,
+    /// Interrupted destroys finished.
+    pub finished_destroys: Vec<String>,
+    /// The tables were missing or replaced and have been rebuilt.
+    pub table_rebuilt: bool,
+    /// Interfaces of palisade's with no sandbox, removed.
+    pub orphan_links_removed: Vec<String>,
+    /// Sandboxes whose interface was missing and has been recreated.
+    pub links_restored: Vec<String>,
+    /// Problems that could not be fixed.
+    pub unfixable: Vec<String>,
+}
+
+impl RepairReport {
+    pub fn is_empty(&self) -> bool {
+        self == &RepairReport::default()
+    }
+
+    /// One line per change, for the user.
+    pub fn lines(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        for n in &self.rolled_back {
+            out.push(format!(
+                "rolled back the interrupted creation of sandbox {n}"
+            ));
+        }
+        for n in &self.finished_destroys {
+            out.push(format!(
+                "finished the interrupted destruction of sandbox {n}"
+            ));
+        }
+        if self.table_rebuilt {
+            out.push("rebuilt palisade's nftables tables from the store".into());
+        }
+        for n in &self.orphan_links_removed {
+            out.push(format!("removed orphaned interface {n}"));
+        }
+        for n in &self.links_restored {
+            out.push(format!("recreated the missing interface of sandbox {n}"));
+        }
+        for n in &self.unfixable {
+            out.push(format!("could not fix: {n}"));
+        }
+        out
+    }
+}
+
+impl Engine {
+    /// The check every command starts with.
+    pub(super) fn repair(&mut self) -> Result<RepairReport, EngineError> {
+        let mut report = RepairReport::default();
+        for record in self.store.unfinished()? {
+            let sandbox = self.model(&record);
+            self.tear_down(&record, &sandbox)?;
+            match record.state {
+                SandboxState::Creating => report.rolled_back.push(record.name.to_string()),
+                _ => report.finished_destroys.push(record.name.to_string()),
+            }
+        }
+        if !self.table_present()? {
+            let full = self.reconcile()?;
+            report.table_rebuilt = true;
+            report.orphan_links_removed = full.orphan_links_removed;
+            report.links_restored = full.links_restored;
+            report.unfixable = full.unfixable;
+        }
+        Ok(report)
+    }
+
+    /// `init`: host plumbing, then the full reconcile.
+    pub fn init(&mut self) -> Result<RepairReport, EngineError> {
+        let mut report = self.reconcile()?;
+        report.table_rebuilt = true;
+        Ok(report)
+    }
+
+    /// Full comparison: replaces the tables atomically with what the store
+    /// compiles to, removes orphaned interfaces and recreates missing ones.
+    fn reconcile(&mut self) -> Result<RepairReport, EngineError> {
+        let mut report = RepairReport::default();
+        self.ensure_host()?;
+        let script = self.ruleset()?.replace_script();
+        palisade_nft::apply_script(&script).map_err(|e| EngineError::Ruleset(Box::new(e)))?;
+        report.table_rebuilt = true;
+
+        let ready = self.ready_sandboxes()?;
+        let wanted: BTreeSet<String> = ready
+            .iter()
+            .filter_map(|(_, m)| m.attachment.as_ref().map(|a| a.host_iface.clone()))
+            .collect();
+        let links = self
+            .rtnl()
+            .list_links()
+            .map_err(|e| EngineError::Rtnetlink(Box::new(e)))?;
+        let present: BTreeSet<String> = links.iter().map(|l| l.name.clone()).collect();
+        for link in &links {
+            if names::id_of_host_iface(&link.name).is_some() && !wanted.contains(&link.name) {
+                self.rtnl()
+                    .delete_link(&link.name)
+                    .map_err(|e| EngineError::Rtnetlink(Box::new(e)))?;
+                report.orphan_links_removed.push(link.name.clone());
+            }
+        }
+        for (record, sandbox) in &ready {
+            let Some(att) = &sandbox.attachment else {
+                continue;
+            };
+            if present.contains(&att.host_iface) {
+                continue;
+            }
+            let name = sandbox.name.as_str();
+            let netns_exists = palisade_link::named_netns_exists(name);
+            if sandbox.kind == SandboxKind::Netns && !netns_exists && !record.netns_created {
+                report.unfixable.push(format!(
+                    "sandbox {name}: its adopted network namespace {name} is gone; destroy the sandbox"
+                ));
+                continue;
+            }
+            let create_netns = sandbox.kind == SandboxKind::Netns && !netns_exists;
+            if sandbox.kind == SandboxKind::Netns && netns_exists {
+                // A stale eth0 left inside would block the new veth.
+                let path = palisade_link::netns_path(name);
+                if let Ok(mut inner) = palisade_link::Rtnl::open_in(&path) {
+                    let _ = inner.delete_link(names::SANDBOX_IFACE);
+                }
+            }
+            match self.attach(sandbox, create_netns) {
+                Ok(()) => report.links_restored.push(name.to_string()),
+                Err(e) => report.unfixable.push(e.to_string()),
+            }
+        }
+        if self.config.network.mode == palisade_core::config::Mode::Routed
+            && present.contains(BRIDGE_IFACE)
+        {
+            report.unfixable.push(format!(
+                "bridge {BRIDGE_IFACE} from bridge mode still exists; delete it if unused"
+            ));
+        }
+        Ok(report)
+    }
+}

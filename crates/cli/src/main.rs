@@ -1,0 +1,345 @@
+//! The `palisade` command line.
+
+use anyhow::{Context, Result};
+use clap::{Args, Parser, Subcommand};
+use palisade::engine::{CreateRequest, DestroyOutcome, Engine, SandboxView, DEFAULT_STATE_DIR};
+use palisade_core::config::Config;
+use palisade_core::model::SandboxKind;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+/// Network isolation for untrusted sandboxes (microVMs on taps, containers in
+/// network namespaces), enforced by one atomic nftables table.
+#[derive(Parser)]
+#[command(name = "palisade", version, propagate_version = true)]
+struct Cli {
+    /// Configuration file (TOML). Default: $PALISADE_CONFIG, else
+    /// /etc/palisade/palisade.toml if it exists, else built-in defaults.
+    #[arg(long, global = true, env = "PALISADE_CONFIG", value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Directory holding palisade's state database and lock.
+    #[arg(long, global = true, env = "PALISADE_STATE_DIR", value_name = "DIR", default_value = DEFAULT_STATE_DIR)]
+    state_dir: PathBuf,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Create palisade's tables and host plumbing in the current network
+    /// namespace, and reconcile the kernel with the store. Idempotent.
+    Init,
+    /// Create, destroy and inspect sandboxes.
+    #[command(subcommand)]
+    Sandbox(SandboxCommand),
+    /// Print the compiled ruleset as nft text: exactly what is applied.
+    Ruleset,
+    /// Tables, rule and element counts, sandboxes per tenant, drift, kernel
+    /// features.
+    Status {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Read the kernel's state back and compare it with what the store
+    /// compiles to. Exit status 0 only when nothing differs.
+    Verify {
+        /// Verify only this sandbox.
+        name: Option<String>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Build a throwaway lab (never touching this host's network), isolate
+    /// two tenants' sandboxes, send real traffic for each cell of the policy
+    /// matrix and print it. Exit status 0 only if every cell matches.
+    Demo(palisade::demo::DemoArgs),
+}
+
+#[derive(Subcommand)]
+enum SandboxCommand {
+    /// Create a sandbox and its isolated network attachment.
+    Create(CreateArgs),
+    /// Remove a sandbox and everything it had (idempotent).
+    Destroy {
+        /// Sandbox name.
+        name: String,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// List sandboxes.
+    List {
+        /// Only this tenant's sandboxes.
+        #[arg(long)]
+        tenant: Option<String>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show one sandbox.
+    Show {
+        /// Sandbox name.
+        name: String,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Args)]
+struct CreateArgs {
+    /// Sandbox name: 1-63 characters of a-z, 0-9 and '-', starting with a
+    /// letter or digit. For --kind netns it is also the namespace's name.
+    name: String,
+    /// Tenant the sandbox belongs to (same charset as names).
+    #[arg(long)]
+    tenant: String,
+    /// netns: a network namespace with a veth (created, or adopted if it
+    /// exists); tap: a tap device for a VMM; none: networking disabled.
+    #[arg(long, default_value = "netns", value_parser = parse_kind)]
+    kind: SandboxKind,
+    /// Allow egress to public addresses through the uplink (masqueraded).
+    #[arg(long)]
+    internet: bool,
+    /// Narrow internet egress to this destination, PROTO:PORT (tcp or udp),
+    /// e.g. tcp:443. Repeatable.
+    #[arg(long, value_name = "PROTO:PORT")]
+    allow: Vec<String>,
+    /// Print JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+fn parse_kind(s: &str) -> Result<SandboxKind, String> {
+    s.parse()
+}
+
+fn load_config(path: Option<&PathBuf>) -> Result<Config> {
+    let default_path = PathBuf::from("/etc/palisade/palisade.toml");
+    let path = match path {
+        Some(p) => p.clone(),
+        None if default_path.exists() => default_path,
+        None => return Ok(Config::default()),
+    };
+    let text = std::fs::read_to_string(&path)
+        .with_context(|| format!("cannot read the configuration {}", path.display()))?;
+    Ok(Config::from_toml(&path.display().to_string(), &text)?)
+}
+
+fn open(cli: &Cli) -> Result<Engine> {
+    let config = load_config(cli.config.as_ref())?;
+    let (engine, report) = Engine::open(config, &cli.state_dir)?;
+    for line in report.lines() {
+        eprintln!("palisade: {line}");
+    }
+    Ok(engine)
+}
+
+fn print_json<T: serde::Serialize>(v: &T) -> Result<()> {
+    println!("{}", serde_json::to_string_pretty(v)?);
+    Ok(())
+}
+
+fn print_sandbox(v: &SandboxView) {
+    println!("sandbox     {}", v.name);
+    println!("tenant      {}", v.tenant);
+    println!("kind        {}", v.kind);
+    if v.state != "ready" {
+        println!("state       {}", v.state);
+    }
+    if let Some(ns) = &v.netns {
+        let how = if ns.created {
+            "created by palisade"
+        } else {
+            "adopted"
+        };
+        println!(
+            "namespace   {} ({how}), interface {}",
+            ns.path, ns.interface
+        );
+    }
+    match &v.network {
+        Some(n) => {
+            let label = if v.kind == "tap" { "tap" } else { "host side" };
+            println!("{label:<11} {}", n.host_interface);
+            println!("mac         {}", n.mac);
+            println!(
+                "ipv4        {} gateway {} (on-link)",
+                n.ipv4, n.ipv4_gateway
+            );
+            println!("ipv6        {} gateway {}", n.ipv6, n.ipv6_gateway);
+        }
+        None => println!("network     disabled"),
+    }
+    let internet = match (v.internet, v.allow.is_empty()) {
+        (false, _) => "no".to_string(),
+        (true, true) => "yes".to_string(),
+        (true, false) => format!("only {}", v.allow.join(", ")),
+    };
+    println!("internet    {internet}");
+}
+
+fn run(cli: Cli) -> Result<ExitCode> {
+    match &cli.command {
+        Command::Demo(args) => return palisade::demo::run(args),
+        Command::Init => {
+            let mut engine = open(&cli)?;
+            let report = engine.init()?;
+            for line in report.lines() {
+                println!("{line}");
+            }
+            println!("palisade is initialised in this network namespace");
+        }
+        Command::Sandbox(SandboxCommand::Create(args)) => {
+            let mut engine = open(&cli)?;
+            let view = engine.create(&CreateRequest {
+                name: args.name.clone(),
+                tenant: args.tenant.clone(),
+                kind: args.kind,
+                internet: args.internet,
+                allow: args.allow.clone(),
+            })?;
+            if args.json {
+                print_json(&view)?;
+            } else {
+                print_sandbox(&view);
+            }
+        }
+        Command::Sandbox(SandboxCommand::Destroy { name, json }) => {
+            let mut engine = open(&cli)?;
+            let outcome = engine.destroy(name)?;
+            match (outcome, json) {
+                (DestroyOutcome::Destroyed(v), true) => {
+                    print_json(&serde_json::json!({"destroyed": true, "sandbox": v}))?
+                }
+                (DestroyOutcome::NotFound, true) => {
+                    print_json(&serde_json::json!({"destroyed": false, "name": name}))?
+                }
+                (DestroyOutcome::Destroyed(_), false) => println!("destroyed sandbox {name}"),
+                (DestroyOutcome::NotFound, false) => {
+                    println!("no sandbox named {name}; nothing to do")
+                }
+            }
+        }
+        Command::Sandbox(SandboxCommand::List { tenant, json }) => {
+            let engine = open(&cli)?;
+            let views = engine.sandbox_views(tenant.as_deref())?;
+            if *json {
+                print_json(&views)?;
+            } else if views.is_empty() {
+                println!("no sandboxes");
+            } else {
+                println!(
+                    "{:<24} {:<16} {:<6} {:<16} {:<22} INTERNET",
+                    "NAME", "TENANT", "KIND", "IPV4", "IPV6"
+                );
+                for v in views {
+                    let (v4, v6) = v
+                        .network
+                        .as_ref()
+                        .map(|n| (n.ipv4.clone(), n.ipv6.clone()))
+                        .unwrap_or(("-".into(), "-".into()));
+                    let internet = match (v.internet, v.allow.is_empty()) {
+                        (false, _) => "no".to_string(),
+                        (true, true) => "yes".to_string(),
+                        (true, false) => v.allow.join(","),
+                    };
+                    println!(
+                        "{:<24} {:<16} {:<6} {:<16} {:<22} {internet}",
+                        v.name, v.tenant, v.kind, v4, v6
+                    );
+                }
+            }
+        }
+        Command::Sandbox(SandboxCommand::Show { name, json }) => {
+            let engine = open(&cli)?;
+            let view = engine.sandbox_view(name)?;
+            if *json {
+                print_json(&view)?;
+            } else {
+                print_sandbox(&view);
+            }
+        }
+        Command::Ruleset => {
+            let engine = open(&cli)?;
+            print!("{}", engine.ruleset()?.replace_script());
+        }
+        Command::Status { json } => {
+            let mut engine = open(&cli)?;
+            let s = engine.status()?;
+            if *json {
+                print_json(&s)?;
+            } else {
+                for t in &s.tables {
+                    let state = match (t.present, t.expected) {
+                        (true, _) => format!("present, {} rules, {} elements", t.rules, t.elements),
+                        (false, true) => "MISSING".to_string(),
+                        (false, false) => "absent (not used in this mode)".to_string(),
+                    };
+                    println!("table {:<16} {state}", t.table);
+                }
+                println!("sandboxes        {}", s.sandboxes);
+                for (tenant, n) in &s.sandboxes_per_tenant {
+                    println!("  tenant {tenant:<12} {n}");
+                }
+                let drift = if s.drift {
+                    format!("YES ({} differences; run palisade verify)", s.differences)
+                } else {
+                    "no".to_string()
+                };
+                println!("drift            {drift}");
+                println!("kernel features:");
+                for f in &s.features {
+                    println!(
+                        "  {:<20} {:<4} {}",
+                        f.name,
+                        if f.available { "yes" } else { "no" },
+                        f.detail
+                    );
+                }
+            }
+        }
+        Command::Verify { name, json } => {
+            let mut engine = open(&cli)?;
+            let report = engine.verify(name.as_deref())?;
+            if *json {
+                print_json(&report)?;
+            } else {
+                for d in &report.differences {
+                    println!("{d}");
+                }
+                let scope = name
+                    .as_deref()
+                    .map(|n| format!("sandbox {n}"))
+                    .unwrap_or("all sandboxes".into());
+                println!(
+                    "verified {scope}: {} sandboxes, {} rules, {} elements: {}",
+                    report.sandboxes_checked,
+                    report.rules_checked,
+                    report.elements_checked,
+                    if report.ok() {
+                        "kernel matches the store".to_string()
+                    } else {
+                        format!("{} differences", report.differences.len())
+                    }
+                );
+            }
+            if !report.ok() {
+                return Ok(ExitCode::from(1));
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("palisade: error: {e:#}");
+            ExitCode::from(1)
+        }
+    }
+}
