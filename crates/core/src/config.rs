@@ -483,6 +483,29 @@ mod tests {
     }
 
     #[test]
+    fn example_file_parses_to_the_defaults() {
+        let text = include_str!("../../../palisade.example.toml");
+        assert_eq!(
+            Config::from_toml("palisade.example.toml", text).unwrap(),
+            Config::default()
+        );
+        // Its commented examples are valid too.
+        let uncommented: String = text
+            .lines()
+            .map(|l| {
+                l.strip_prefix("# ")
+                    .filter(|r| r.contains(" = ") || r.starts_with('['))
+                    .unwrap_or(l)
+            })
+            .map(|l| format!("{l}\n"))
+            .collect();
+        let c = Config::from_toml("uncommented", &uncommented).unwrap();
+        assert_eq!(c.network.uplink.as_deref(), Some("eth0"));
+        assert_eq!(c.isolation.blocked.len(), 2);
+        assert_eq!(c.tenants.len(), 1);
+    }
+
+    #[test]
     fn blocked_lookup() {
         let c = Config::default();
         for a in [
