@@ -19,6 +19,10 @@ pub struct DemoArgs {
     /// milliseconds.
     #[arg(long, default_value_t = 1000, value_name = "MS")]
     pub timeout_ms: u64,
+    /// Run with `inter_sandbox = "deny"` (no sandbox reaches another, even of
+    /// its own tenant) instead of `"same-tenant"`.
+    #[arg(long)]
+    pub deny_same_tenant: bool,
 }
 
 fn parse_mode(s: &str) -> Result<Mode, String> {
@@ -47,6 +51,7 @@ pub fn run(args: &DemoArgs) -> Result<ExitCode> {
         binary: std::env::current_exe()?,
         prefix: format!("demo{}", std::process::id()),
         timeout: Duration::from_millis(args.timeout_ms),
+        same_tenant: !args.deny_same_tenant,
         progress,
     };
     let cells = scenario::run(&opts)?;

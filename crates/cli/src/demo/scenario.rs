@@ -61,6 +61,8 @@ pub struct ScenarioOptions {
     pub prefix: String,
     /// Probe timeout for connections expected to be dropped.
     pub timeout: Duration,
+    /// `inter_sandbox = "same-tenant"` when true, `"deny"` when false.
+    pub same_tenant: bool,
     /// Called with progress messages.
     pub progress: fn(&str),
 }
@@ -159,8 +161,9 @@ pub fn run(opts: &ScenarioOptions) -> Result<Vec<Cell>> {
     std::fs::write(
         &config,
         format!(
-            "[network]\nmode = \"{mode}\"\nuplink = \"{}\"\n\n[isolation]\ninter_sandbox = \"same-tenant\"\n",
-            World::LAB_IFACE
+            "[network]\nmode = \"{mode}\"\nuplink = \"{}\"\n\n[isolation]\ninter_sandbox = \"{}\"\n",
+            World::LAB_IFACE,
+            if opts.same_tenant { "same-tenant" } else { "deny" }
         ),
     )?;
     let palisade = Palisade {
@@ -327,7 +330,7 @@ pub fn run(opts: &ScenarioOptions) -> Result<Vec<Cell>> {
             if i == j {
                 continue;
             }
-            let same = dst.tenant == src.tenant;
+            let same = opts.same_tenant && dst.tenant == src.tenant;
             for (ip, fam) in [(IpAddr::V4(dst.ipv4), "v4"), (IpAddr::V6(dst.ipv6), "v6")] {
                 probes.push(Probe {
                     to: format!("{} {fam} :{PEER_PORT}", dst.label()),
