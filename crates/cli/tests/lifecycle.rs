@@ -1,0 +1,386 @@
+//! Lifecycle: kinds, names, adoption, fail-closed creation, kill -9 at every
+//! step, reconcile after tampering, and concurrent writers.
+
+mod common;
+
+use common::Env;
+
+const ROUTED: &str = "[network]\nmode = \"routed\"\n";
+
+#[test]
+fn kinds_create_show_destroy_and_idempotence() {
+    let Some(env) = Env::new("kinds_create_show_destroy_and_idempotence", ROUTED) else {
+        return;
+    };
+    env.ok(&["init"]);
+    env.ok(&["init"]); // idempotent
+    let ns = env.name("ns");
+    let tap = env.name("tap");
+    let none = env.name("off");
+    let v = env.json(&["sandbox", "create", &ns, "--tenant", "t1", "--json"]);
+    assert_eq!(v["kind"], "netns");
+    assert_eq!(v["netns"]["created"], true);
+    assert!(palisade_link::named_netns_exists(&ns));
+    let t = env.json(&[
+        "sandbox", "create", &tap, "--tenant", "t1", "--kind", "tap", "--json",
+    ]);
+    let tap_iface = t["network"]["host_interface"].as_str().unwrap().to_string();
+    assert!(
+        env.pal_links().contains(&tap_iface),
+        "tap {tap_iface} missing"
+    );
+    assert!(t["network"]["mac"].as_str().unwrap().starts_with("02:"));
+    let n = env.json(&[
+        "sandbox", "create", &none, "--tenant", "t2", "--kind", "none", "--json",
+    ]);
+    assert!(
+        n.get("network").is_none(),
+        "kind none must have no network: {n}"
+    );
+    assert_eq!(
+        env.pal_links().len(),
+        2,
+        "kind none must create no interface"
+    );
+
+    // Options that need networking are refused for kind none, before anything.
+    let out = env.palisade(&[
+        "sandbox",
+        "create",
+        &env.name("off2"),
+        "--tenant",
+        "t2",
+        "--kind",
+        "none",
+        "--internet",
+    ]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("networking disabled"));
+
+    // Duplicate name is refused and leaves the existing sandbox intact.
+    let out = env.palisade(&["sandbox", "create", &ns, "--tenant", "t1"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("already exists"));
+
+    let list = env.json(&["sandbox", "list", "--tenant", "t1", "--json"]);
+    assert_eq!(list.as_array().unwrap().len(), 2);
+    assert!(env.ok(&["sandbox", "list"]).contains(&tap));
+    assert!(env.ok(&["sandbox", "show", &ns]).contains("10.200.0."));
+    env.ok(&["verify"]);
+    env.ok(&["verify", &ns]);
+    let status = env.json(&["status", "--json"]);
+    assert_eq!(status["drift"], false);
+    assert_eq!(status["sandboxes"], 3);
+
+    for name in [&ns, &tap, &none] {
+        env.ok(&["sandbox", "destroy", name]);
+        assert!(env
+            .ok(&["sandbox", "destroy", name])
+            .contains("nothing to do"));
+    }
+    assert!(
+        !palisade_link::named_netns_exists(&ns),
+        "created namespace must go"
+    );
+    env.assert_empty();
+}
+
+#[test]
+fn adopted_namespace_survives_destroy() {
+    let Some(env) = Env::new("adopted_namespace_survives_destroy", ROUTED) else {
+        return;
+    };
+    let name = env.name("adopt");
+    palisade_link::create_named_netns(&name).unwrap();
+    let v = env.json(&["sandbox", "create", &name, "--tenant", "t", "--json"]);
+    assert_eq!(v["netns"]["created"], false);
+    env.ok(&["sandbox", "destroy", &name]);
+    assert!(
+        palisade_link::named_netns_exists(&name),
+        "an adopted namespace is not palisade's to delete"
+    );
+    env.assert_empty();
+}
+
+#[test]
+fn bad_names_are_rejected_before_any_change() {
+    let Some(env) = Env::new("bad_names_are_rejected_before_any_change", ROUTED) else {
+        return;
+    };
+    env.ok(&["init"]);
+    let long = "a".repeat(64);
+    for bad in [
+        "Upper", "a;reboot", "$(id)", "a b", "../etc", "a/b", "-lead", "", &long, "a\"}", "é",
+    ] {
+        let out = env.palisade(&["sandbox", "create", "--tenant", "t", "--", bad]);
+        assert!(!out.status.success(), "{bad:?} accepted");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("sandbox name"), "{bad:?}: {err}");
+        let out = env.palisade(&["sandbox", "create", &format!("--tenant={bad}"), "ok-name"]);
+        assert!(!out.status.success(), "tenant {bad:?} accepted");
+    }
+    let out = env.palisade(&[
+        "sandbox",
+        "create",
+        &env.name("p"),
+        "--tenant",
+        "t",
+        "--internet",
+        "--allow",
+        "icmp:1",
+    ]);
+    assert!(!out.status.success());
+    // Two long names that share their first 15 characters get distinct interfaces.
+    let a = env.name(&"x".repeat(40));
+    let b = env.name(&format!("{}y", "x".repeat(39)));
+    let ia = env.json(&[
+        "sandbox", "create", &a, "--tenant", "t", "--kind", "tap", "--json",
+    ]);
+    let ib = env.json(&[
+        "sandbox", "create", &b, "--tenant", "t", "--kind", "tap", "--json",
+    ]);
+    assert_ne!(
+        ia["network"]["host_interface"],
+        ib["network"]["host_interface"]
+    );
+    env.ok(&["sandbox", "destroy", &a]);
+    env.ok(&["sandbox", "destroy", &b]);
+    env.assert_empty();
+}
+
+const CREATE_POINTS: [&str; 6] = [
+    "after-record",
+    "elements",
+    "after-elements",
+    "after-netns",
+    "after-link",
+    "before-ready",
+];
+
+#[test]
+fn failed_create_leaves_nothing() {
+    let Some(env) = Env::new("failed_create_leaves_nothing", ROUTED) else {
+        return;
+    };
+    env.ok(&["init"]);
+    for point in CREATE_POINTS {
+        let name = env.name(&format!("f-{point}"));
+        let out = env.palisade_env(
+            &["sandbox", "create", &name, "--tenant", "t"],
+            &[("PALISADE_FAIL_AT", point)],
+        );
+        assert!(!out.status.success(), "{point}: create must fail");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains(point),
+            "{point}: error must give the reason: {err}"
+        );
+        assert!(
+            !palisade_link::named_netns_exists(&name),
+            "{point}: namespace left"
+        );
+        env.assert_empty();
+    }
+    // A real kernel refusal: the adopted namespace already has an eth0, so
+    // creating the veth's inner end fails with EEXIST.
+    let name = env.name("taken");
+    palisade_link::create_named_netns(&name).unwrap();
+    palisade_link::run_in_netns(&palisade_link::netns_path(&name), || {
+        palisade_link::create_tap("eth0", None)
+    })
+    .unwrap()
+    .unwrap();
+    let out = env.palisade(&["sandbox", "create", &name, "--tenant", "t"]);
+    assert!(
+        !out.status.success(),
+        "create into a namespace with an eth0 must fail"
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("eth0"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        palisade_link::named_netns_exists(&name),
+        "an adopted namespace is never deleted"
+    );
+    env.assert_empty();
+}
+
+#[test]
+fn kill_9_during_create_or_destroy_is_repaired() {
+    let Some(env) = Env::new("kill_9_during_create_or_destroy_is_repaired", ROUTED) else {
+        return;
+    };
+    env.ok(&["init"]);
+    for point in CREATE_POINTS {
+        let name = env.name(&format!("k-{point}"));
+        let out = env.palisade_env(
+            &["sandbox", "create", &name, "--tenant", "t"],
+            &[("PALISADE_CRASH_AT", point)],
+        );
+        use std::os::unix::process::ExitStatusExt;
+        assert_eq!(out.status.signal(), Some(9), "{point}: not killed");
+        // The next command repairs and says so.
+        let out = env.palisade(&["sandbox", "list"]);
+        assert!(out.status.success());
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("rolled back"), "{point}: {err}");
+        assert!(
+            !palisade_link::named_netns_exists(&name),
+            "{point}: namespace left"
+        );
+        env.assert_empty();
+    }
+    for point in ["destroy-after-mark", "destroy-after-link"] {
+        let name = env.name(&format!("d-{point}"));
+        env.ok(&["sandbox", "create", &name, "--tenant", "t"]);
+        let out = env.palisade_env(
+            &["sandbox", "destroy", &name],
+            &[("PALISADE_CRASH_AT", point)],
+        );
+        use std::os::unix::process::ExitStatusExt;
+        assert_eq!(out.status.signal(), Some(9), "{point}: not killed");
+        let out = env.palisade(&["status"]);
+        assert!(out.status.success());
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains("finished the interrupted destruction")
+        );
+        assert!(
+            !palisade_link::named_netns_exists(&name),
+            "{point}: namespace left"
+        );
+        env.assert_empty();
+    }
+}
+
+#[test]
+fn reconcile_restores_table_links_and_removes_orphans() {
+    let Some(env) = Env::new("reconcile_restores_table_links_and_removes_orphans", ROUTED) else {
+        return;
+    };
+    let a = env.name("a");
+    env.ok(&["sandbox", "create", &a, "--tenant", "t"]);
+    let (ipv4, _) = env.addresses(&a);
+
+    // Tampering with an element is drift that verify reports, with exit 1.
+    env.lab
+        .command(
+            std::path::Path::new("nft"),
+            &[
+                "delete",
+                "element",
+                "inet",
+                "palisade",
+                "tenant4",
+                &format!("{{ {ipv4} }}"),
+            ],
+            &[],
+        )
+        .unwrap();
+    let out = env.palisade(&["verify"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stdout)
+        .contains(&format!("missing element inet palisade tenant4 {ipv4}")));
+    assert_eq!(env.json(&["status", "--json"])["drift"], true);
+    env.ok(&["init"]);
+    env.ok(&["verify"]);
+
+    // A flushed ruleset is rebuilt by the next command.
+    env.lab
+        .command(std::path::Path::new("nft"), &["flush", "ruleset"], &[])
+        .unwrap();
+    let out = env.palisade(&["sandbox", "list"]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("rebuilt"));
+    env.ok(&["verify"]);
+
+    // An orphaned pal- interface goes; a deleted sandbox interface comes back.
+    let iface = env.json(&["sandbox", "show", &a, "--json"])["network"]["host_interface"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    env.lab
+        .run(move || -> palisade_link::Result<()> {
+            palisade_link::create_tap("pal-fffff", None)?;
+            palisade_link::Rtnl::open()?.delete_link(&iface).map(|_| ())
+        })
+        .unwrap()
+        .unwrap();
+    let out = env.palisade(&["verify"]);
+    assert_eq!(out.status.code(), Some(1), "a missing interface is drift");
+    let init = env.ok(&["init"]);
+    assert!(
+        init.contains("removed orphaned interface pal-fffff"),
+        "{init}"
+    );
+    assert!(
+        init.contains(&format!("recreated the missing interface of sandbox {a}")),
+        "{init}"
+    );
+    env.ok(&["verify"]);
+    env.ok(&["sandbox", "destroy", &a]);
+    env.assert_empty();
+}
+
+#[test]
+fn concurrent_creates_never_share_an_address() {
+    let Some(env) = Env::new("concurrent_creates_never_share_an_address", ROUTED) else {
+        return;
+    };
+    env.ok(&["init"]);
+    let names: Vec<String> = (0..8).map(|i| env.name(&format!("c{i}"))).collect();
+    let env = std::sync::Arc::new(env);
+    let handles: Vec<_> = names
+        .iter()
+        .cloned()
+        .map(|n| {
+            let env = env.clone();
+            std::thread::spawn(move || {
+                env.palisade(&[
+                    "sandbox", "create", &n, "--tenant", "t", "--kind", "tap", "--json",
+                ])
+            })
+        })
+        .collect();
+    let mut addrs = std::collections::BTreeSet::new();
+    for h in handles {
+        let out = h.join().unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert!(
+            addrs.insert(v["network"]["ipv4"].as_str().unwrap().to_string()),
+            "address handed out twice"
+        );
+    }
+    assert_eq!(addrs.len(), 8);
+    env.ok(&["verify"]);
+    for n in &names {
+        env.ok(&["sandbox", "destroy", n]);
+    }
+    env.assert_empty();
+}
+
+#[test]
+fn config_errors_are_reported_before_anything() {
+    let Some(env) = Env::new(
+        "config_errors_are_reported_before_anything",
+        "[network]\nsubnet = \"10.0.0.0/33\"\n",
+    ) else {
+        return;
+    };
+    let out = env.palisade(&["init"]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("network.subnet") && err.contains("10.0.0.0/33"),
+        "{err}"
+    );
+    assert!(
+        !env.table_text().contains("palisade"),
+        "nothing may be applied"
+    );
+}
