@@ -150,7 +150,7 @@ pub fn run(opts: &ScenarioOptions) -> Result<Vec<Cell>> {
     let progress = opts.progress;
     progress("building the lab host namespace and the world behind its uplink");
     let lab = Lab::new()?;
-    let _world = lab.add_world()?;
+    let world = lab.add_world()?;
     let state = TempDir(std::env::temp_dir().join(format!("palisade-demo-{}", lab.name())));
     std::fs::create_dir_all(&state.0)?;
     let config = state.0.join("palisade.toml");
@@ -231,16 +231,17 @@ pub fn run(opts: &ScenarioOptions) -> Result<Vec<Cell>> {
     let any4 = IpAddr::V4(Ipv4Addr::UNSPECIFIED);
     let any6 = IpAddr::V6(Ipv6Addr::UNSPECIFIED);
     let world_listeners = ListenerSet::start_grid(
-        &_world.path(),
+        &world.path(),
         &[L4::Tcp],
         &[any4, any6],
         &[WEB_PORT, TLS_PORT],
     )?;
-    let mut world_udp = ListenerSet::new();
-    world_udp.add(
-        &_world.path(),
-        L4::Udp,
-        SocketAddr::new(World::INTERNET4.into(), DNS_PORT),
+    let world_udp = ListenerSet::start(
+        &world.path(),
+        &[
+            (L4::Udp, SocketAddr::new(World::INTERNET4.into(), DNS_PORT)),
+            (L4::Udp, SocketAddr::new(World::INTERNET6.into(), DNS_PORT)),
+        ],
     )?;
     let host_listeners =
         ListenerSet::start_grid(&lab.path(), &[L4::Tcp], &[any4, any6], &[HOST_PORT])?;
@@ -379,7 +380,7 @@ pub fn run(opts: &ScenarioOptions) -> Result<Vec<Cell>> {
 
     progress("sending unsolicited traffic to the sandboxes from the world and the host");
     for (label, ns, rule) in [
-        ("world (uplink side)", _world.path(), 1u8),
+        ("world (uplink side)", world.path(), 1u8),
         ("host", lab.path(), 2u8),
     ] {
         let probes: Vec<Probe> = members
@@ -424,30 +425,78 @@ pub fn run(opts: &ScenarioOptions) -> Result<Vec<Cell>> {
         Mode::Bridge => palisade_core::names::BRIDGE_IFACE.to_string(),
     };
     let gateway_mac = traffic::link_mac(&lab.path(), &gateway_iface)?;
-    let dns = SocketAddr::new(World::INTERNET4.into(), DNS_PORT);
-    for (label, src, expected) in [
-        ("own address (control)", a1.ipv4, Verdict::Reached),
-        ("forged: b1's address", b1.ipv4, Verdict::Blocked),
+    let own_mac = traffic::link_mac(&a1.path(), palisade_core::names::SANDBOX_IFACE)?;
+    let forged_mac = [0x02, 0xde, 0xad, 0xbe, 0xef, 0x01];
+    let dns4 = SocketAddr::new(World::INTERNET4.into(), DNS_PORT);
+    let dns6 = SocketAddr::new(World::INTERNET6.into(), DNS_PORT);
+    let cases: [(&str, [u8; 6], IpAddr, SocketAddr, Verdict); 7] = [
         (
-            "forged: 203.0.113.99",
-            Ipv4Addr::new(203, 0, 113, 99),
+            "own MAC and IPv4 (control)",
+            own_mac,
+            a1.ipv4.into(),
+            dns4,
+            Verdict::Reached,
+        ),
+        (
+            "forged IPv4: b1's",
+            own_mac,
+            b1.ipv4.into(),
+            dns4,
             Verdict::Blocked,
         ),
-    ] {
-        let before = world_udp.arrivals_at(L4::Udp, dns).len();
-        traffic::send_udp_spoofed(
-            &a1.path(),
-            palisade_core::names::SANDBOX_IFACE,
+        (
+            "forged IPv4: 203.0.113.99",
+            own_mac,
+            Ipv4Addr::new(203, 0, 113, 99).into(),
+            dns4,
+            Verdict::Blocked,
+        ),
+        (
+            "forged MAC, own IPv4",
+            forged_mac,
+            a1.ipv4.into(),
+            dns4,
+            Verdict::Blocked,
+        ),
+        (
+            "own MAC and IPv6 (control)",
+            own_mac,
+            a1.ipv6.into(),
+            dns6,
+            Verdict::Reached,
+        ),
+        (
+            "forged IPv6: b1's",
+            own_mac,
+            b1.ipv6.into(),
+            dns6,
+            Verdict::Blocked,
+        ),
+        (
+            "forged MAC, own IPv6",
+            forged_mac,
+            a1.ipv6.into(),
+            dns6,
+            Verdict::Blocked,
+        ),
+    ];
+    for (label, src_mac, src_ip, dst, expected) in cases {
+        let before = world_udp.arrivals_at(L4::Udp, dst).len();
+        let frame = traffic::build_udp_frame(
+            src_mac,
             gateway_mac,
-            SocketAddr::new(src.into(), 40000),
-            dns,
+            src_ip,
+            dst.ip(),
+            40000,
+            dst.port(),
             b"palisade-spoof",
         )?;
+        traffic::send_frame(&a1.path(), palisade_core::names::SANDBOX_IFACE, &frame)?;
         std::thread::sleep(Duration::from_millis(300));
-        let arrived = world_udp.arrivals_at(L4::Udp, dns).len() - before;
+        let arrived = world_udp.arrivals_at(L4::Udp, dst).len() - before;
         cells.push(Cell {
             from: a1.label(),
-            to: format!("UDP internet :53 from {label}"),
+            to: format!("UDP internet :53, {label}"),
             rule: 6,
             expected,
             observed: if arrived > 0 {
