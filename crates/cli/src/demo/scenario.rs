@@ -72,6 +72,7 @@ const PEER_PORT: u16 = 8080;
 const WEB_PORT: u16 = 80;
 const TLS_PORT: u16 = 443;
 const DNS_PORT: u16 = 53;
+const MDNS_PORT: u16 = 5353;
 
 /// A sandbox of the scenario.
 #[derive(Debug, Clone)]
@@ -507,6 +508,84 @@ pub fn run(opts: &ScenarioOptions) -> Result<Vec<Cell>> {
             detail: format!("{arrived} arrival(s)"),
         });
     }
+
+    progress("sending broadcast and multicast from a sandbox");
+    let mut bcast_listeners = vec![ListenerSet::start_grid(
+        &lab.path(),
+        &[L4::Udp],
+        &[any4, any6],
+        &[MDNS_PORT],
+    )?];
+    for m in members.iter().skip(1) {
+        bcast_listeners.push(ListenerSet::start_grid(
+            &m.path(),
+            &[L4::Udp],
+            &[any4, any6],
+            &[MDNS_PORT],
+        )?);
+    }
+    // The scenario runs with the default pool.
+    let pool_broadcast = IpAddr::V4(
+        palisade_core::config::Config::default()
+            .network
+            .subnet
+            .broadcast(),
+    );
+    let group_cases: [(&str, [u8; 6], IpAddr, IpAddr); 4] = [
+        (
+            "255.255.255.255 (broadcast)",
+            [0xff; 6],
+            a1.ipv4.into(),
+            Ipv4Addr::BROADCAST.into(),
+        ),
+        (
+            "10.200.255.255 (pool broadcast)",
+            [0xff; 6],
+            a1.ipv4.into(),
+            pool_broadcast,
+        ),
+        (
+            "224.0.0.1 (all hosts)",
+            [0x01, 0x00, 0x5e, 0, 0, 1],
+            a1.ipv4.into(),
+            Ipv4Addr::new(224, 0, 0, 1).into(),
+        ),
+        (
+            "[ff02::1] (all nodes)",
+            [0x33, 0x33, 0, 0, 0, 1],
+            a1.ipv6.into(),
+            "ff02::1".parse::<IpAddr>()?,
+        ),
+    ];
+    let heard = |sets: &[ListenerSet]| sets.iter().map(|s| s.all_arrivals().len()).sum::<usize>();
+    for (label, dst_mac, src_ip, dst_ip) in group_cases {
+        let before = heard(&bcast_listeners);
+        let frame = traffic::build_udp_frame(
+            own_mac,
+            dst_mac,
+            src_ip,
+            dst_ip,
+            40001,
+            MDNS_PORT,
+            b"palisade-bcast",
+        )?;
+        traffic::send_frame(&a1.path(), palisade_core::names::SANDBOX_IFACE, &frame)?;
+        std::thread::sleep(Duration::from_millis(300));
+        let arrived = heard(&bcast_listeners) - before;
+        cells.push(Cell {
+            from: a1.label(),
+            to: format!("UDP {label} :{MDNS_PORT} to host or sandboxes"),
+            rule: 4,
+            expected: Verdict::Blocked,
+            observed: if arrived > 0 {
+                Verdict::Reached
+            } else {
+                Verdict::Blocked
+            },
+            detail: format!("{arrived} arrival(s)"),
+        });
+    }
+    drop(bcast_listeners);
 
     progress("verifying the kernel against the store, then destroying every sandbox");
     let verify = palisade.run(&["verify"])?;
