@@ -45,6 +45,29 @@ pub struct Cell {
 }
 
 impl Cell {
+    /// A cell whose observation is "did any packet arrive".
+    fn from_arrivals(
+        from: String,
+        to: String,
+        rule: u8,
+        expected: Verdict,
+        arrived: usize,
+        detail: String,
+    ) -> Cell {
+        Cell {
+            from,
+            to,
+            rule,
+            expected,
+            observed: if arrived > 0 {
+                Verdict::Reached
+            } else {
+                Verdict::Blocked
+            },
+            detail,
+        }
+    }
+
     pub fn ok(&self) -> bool {
         self.expected == self.observed
     }
@@ -364,18 +387,14 @@ pub fn run(opts: &ScenarioOptions) -> Result<Vec<Cell>> {
         let results = run_probes(&src.path(), &probes, opts.timeout)?;
         for ((probe, outcome), before) in probes.iter().zip(results).zip(before) {
             let arrived = arrivals_for(listeners_of(probe.target), probe.dst, from_src) - before;
-            cells.push(Cell {
-                from: src.label(),
-                to: probe.to.clone(),
-                rule: probe.rule,
-                expected: probe.expected,
-                observed: if arrived > 0 {
-                    Verdict::Reached
-                } else {
-                    Verdict::Blocked
-                },
-                detail: format!("{outcome:?}, {arrived} arrival(s)"),
-            });
+            cells.push(Cell::from_arrivals(
+                src.label(),
+                probe.to.clone(),
+                probe.rule,
+                probe.expected,
+                arrived,
+                format!("{outcome:?}, {arrived} arrival(s)"),
+            ));
         }
     }
 
@@ -403,18 +422,14 @@ pub fn run(opts: &ScenarioOptions) -> Result<Vec<Cell>> {
         let results = run_probes(&ns, &probes, opts.timeout)?;
         for ((probe, outcome), before) in probes.iter().zip(results).zip(before) {
             let arrived = count(probe) - before;
-            cells.push(Cell {
-                from: label.to_string(),
-                to: probe.to.clone(),
-                rule: probe.rule,
-                expected: probe.expected,
-                observed: if arrived > 0 {
-                    Verdict::Reached
-                } else {
-                    Verdict::Blocked
-                },
-                detail: format!("{outcome:?}, {arrived} arrival(s)"),
-            });
+            cells.push(Cell::from_arrivals(
+                label.to_string(),
+                probe.to.clone(),
+                probe.rule,
+                probe.expected,
+                arrived,
+                format!("{outcome:?}, {arrived} arrival(s)"),
+            ));
         }
     }
 
@@ -495,18 +510,14 @@ pub fn run(opts: &ScenarioOptions) -> Result<Vec<Cell>> {
         traffic::send_frame(&a1.path(), palisade_core::names::SANDBOX_IFACE, &frame)?;
         std::thread::sleep(Duration::from_millis(300));
         let arrived = world_udp.arrivals_at(L4::Udp, dst).len() - before;
-        cells.push(Cell {
-            from: a1.label(),
-            to: format!("UDP internet :53, {label}"),
-            rule: 6,
+        cells.push(Cell::from_arrivals(
+            a1.label(),
+            format!("UDP internet :53, {label}"),
+            6,
             expected,
-            observed: if arrived > 0 {
-                Verdict::Reached
-            } else {
-                Verdict::Blocked
-            },
-            detail: format!("{arrived} arrival(s)"),
-        });
+            arrived,
+            format!("{arrived} arrival(s)"),
+        ));
     }
 
     progress("sending broadcast and multicast from a sandbox");
@@ -572,18 +583,14 @@ pub fn run(opts: &ScenarioOptions) -> Result<Vec<Cell>> {
         traffic::send_frame(&a1.path(), palisade_core::names::SANDBOX_IFACE, &frame)?;
         std::thread::sleep(Duration::from_millis(300));
         let arrived = heard(&bcast_listeners) - before;
-        cells.push(Cell {
-            from: a1.label(),
-            to: format!("UDP {label} :{MDNS_PORT} to host or sandboxes"),
-            rule: 4,
-            expected: Verdict::Blocked,
-            observed: if arrived > 0 {
-                Verdict::Reached
-            } else {
-                Verdict::Blocked
-            },
-            detail: format!("{arrived} arrival(s)"),
-        });
+        cells.push(Cell::from_arrivals(
+            a1.label(),
+            format!("UDP {label} :{MDNS_PORT} to host or sandboxes"),
+            4,
+            Verdict::Blocked,
+            arrived,
+            format!("{arrived} arrival(s)"),
+        ));
     }
     drop(bcast_listeners);
 
