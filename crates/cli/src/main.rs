@@ -184,8 +184,8 @@ fn run(cli: Cli) -> Result<ExitCode> {
     match &cli.command {
         Command::Demo(args) => return palisade::demo::run(args),
         Command::Init => {
-            let mut engine = open(&cli)?;
-            let report = engine.init()?;
+            let config = load_config(cli.config.as_ref())?;
+            let (_engine, report) = Engine::open_init(config, &cli.state_dir)?;
             for line in report.lines() {
                 println!("{line}");
             }

@@ -42,6 +42,23 @@ impl Engine {
     /// Takes the state lock, opens the store and the kernel sockets, then
     /// repairs what an interrupted earlier run left (O(1) when healthy).
     pub fn open(config: Config, state_dir: &Path) -> Result<(Engine, RepairReport), EngineError> {
+        Self::open_with(config, state_dir, false)
+    }
+
+    /// `init`: like [`Engine::open`], but always with the full reconcile
+    /// (host plumbing, whole table, links), done once.
+    pub fn open_init(
+        config: Config,
+        state_dir: &Path,
+    ) -> Result<(Engine, RepairReport), EngineError> {
+        Self::open_with(config, state_dir, true)
+    }
+
+    fn open_with(
+        config: Config,
+        state_dir: &Path,
+        full: bool,
+    ) -> Result<(Engine, RepairReport), EngineError> {
         std::fs::create_dir_all(state_dir).map_err(|source| EngineError::Lock {
             dir: state_dir.display().to_string(),
             source,
@@ -64,7 +81,7 @@ impl Engine {
             rtnl,
             _lock: lock,
         };
-        let report = engine.repair()?;
+        let report = engine.repair(full)?;
         Ok((engine, report))
     }
 

@@ -63,8 +63,9 @@ impl RepairReport {
 }
 
 impl Engine {
-    /// The check every command starts with.
-    pub(super) fn repair(&mut self) -> Result<RepairReport, EngineError> {
+    /// The check every command starts with; `full` forces the full
+    /// reconcile (`init`) instead of running it only when the table is gone.
+    pub(super) fn repair(&mut self, full: bool) -> Result<RepairReport, EngineError> {
         let mut report = RepairReport::default();
         for record in self.store.unfinished()? {
             let sandbox = self.model(&record);
@@ -74,20 +75,13 @@ impl Engine {
                 _ => report.finished_destroys.push(record.name.to_string()),
             }
         }
-        if !self.table_present()? {
+        if full || !self.table_present()? {
             let full = self.reconcile()?;
             report.table_rebuilt = true;
             report.orphan_links_removed = full.orphan_links_removed;
             report.links_restored = full.links_restored;
             report.unfixable = full.unfixable;
         }
-        Ok(report)
-    }
-
-    /// `init`: host plumbing, then the full reconcile.
-    pub fn init(&mut self) -> Result<RepairReport, EngineError> {
-        let mut report = self.reconcile()?;
-        report.table_rebuilt = true;
         Ok(report)
     }
 
