@@ -2,7 +2,9 @@
 
 use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand};
-use palisade::engine::{CreateRequest, DestroyOutcome, Engine, SandboxView, DEFAULT_STATE_DIR};
+use palisade::engine::{
+    CreateRequest, DestroyOutcome, Engine, ExposeRequest, SandboxView, DEFAULT_STATE_DIR,
+};
 use palisade_core::config::Config;
 use palisade_core::model::SandboxKind;
 use std::path::PathBuf;
@@ -32,6 +34,13 @@ enum Command {
     /// Create, destroy and inspect sandboxes.
     #[command(subcommand)]
     Sandbox(SandboxCommand),
+    /// Forward a host port (or range) to a sandbox's port: reachable from
+    /// outside through the uplink and from the host itself, never by another
+    /// sandbox that could not reach the target directly.
+    Expose(ExposeArgs),
+    /// Remove exposures of a sandbox: those matching --port / --host-port /
+    /// --host-ip, or all of the protocol's when none is given.
+    Unexpose(UnexposeArgs),
     /// Print the compiled ruleset as nft text: exactly what is applied.
     Ruleset,
     /// Tables, rule and element counts, sandboxes per tenant, drift, kernel
@@ -111,6 +120,49 @@ struct CreateArgs {
     json: bool,
 }
 
+#[derive(Args)]
+struct ExposeArgs {
+    /// Sandbox name.
+    name: String,
+    /// Port inside the sandbox, or a range FIRST-LAST (at most 1024 ports).
+    #[arg(long, value_name = "GUEST_PORT")]
+    port: String,
+    /// Port on the host, or a range as long as --port. Default: --port.
+    #[arg(long, value_name = "P")]
+    host_port: Option<String>,
+    /// Transport protocol.
+    #[arg(long, default_value = "tcp", value_parser = ["tcp", "udp"])]
+    proto: String,
+    /// Expose on this host address only (default: every IPv4 and IPv6
+    /// address of the host except loopback).
+    #[arg(long, value_name = "ADDR")]
+    host_ip: Option<String>,
+    /// Print JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Args)]
+struct UnexposeArgs {
+    /// Sandbox name.
+    name: String,
+    /// Only the exposure of this sandbox port (or range).
+    #[arg(long, value_name = "GUEST_PORT")]
+    port: Option<String>,
+    /// Only the exposure of this host port (or range).
+    #[arg(long, value_name = "P")]
+    host_port: Option<String>,
+    /// Transport protocol.
+    #[arg(long, default_value = "tcp", value_parser = ["tcp", "udp"])]
+    proto: String,
+    /// Only the exposure on this host address.
+    #[arg(long, value_name = "ADDR")]
+    host_ip: Option<String>,
+    /// Print JSON.
+    #[arg(long)]
+    json: bool,
+}
+
 fn parse_kind(s: &str) -> Result<SandboxKind, String> {
     s.parse()
 }
@@ -178,6 +230,10 @@ fn print_sandbox(v: &SandboxView) {
         (true, false) => format!("only {}", v.allow.join(", ")),
     };
     println!("internet    {internet}");
+    for (i, e) in v.exposures.iter().enumerate() {
+        let label = if i == 0 { "exposed" } else { "" };
+        println!("{label:<11} {e}");
+    }
 }
 
 fn run(cli: Cli) -> Result<ExitCode> {
@@ -259,6 +315,38 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 print_json(&view)?;
             } else {
                 print_sandbox(&view);
+            }
+        }
+        Command::Expose(args) => {
+            let mut engine = open(&cli)?;
+            let (view, exposure) = engine.expose(&ExposeRequest {
+                sandbox: args.name.clone(),
+                port: Some(args.port.clone()),
+                host_port: args.host_port.clone(),
+                proto: args.proto.clone(),
+                host_ip: args.host_ip.clone(),
+            })?;
+            if args.json {
+                print_json(&serde_json::json!({"exposed": exposure, "sandbox": view}))?;
+            } else {
+                println!("exposed {exposure} of sandbox {}", args.name);
+            }
+        }
+        Command::Unexpose(args) => {
+            let mut engine = open(&cli)?;
+            let removed = engine.unexpose(&ExposeRequest {
+                sandbox: args.name.clone(),
+                port: args.port.clone(),
+                host_port: args.host_port.clone(),
+                proto: args.proto.clone(),
+                host_ip: args.host_ip.clone(),
+            })?;
+            if args.json {
+                print_json(&serde_json::json!({"removed": removed}))?;
+            } else {
+                for e in removed {
+                    println!("removed exposure {e} of sandbox {}", args.name);
+                }
             }
         }
         Command::Ruleset => {

@@ -11,11 +11,13 @@
 
 use crate::config::{Config, InterSandbox, Mode};
 use crate::element::{Element, Family, KeyPart, TABLE};
-use crate::model::Sandbox;
+use crate::exposure::Exposure;
+use crate::model::{Attachment, Sandbox};
 use crate::names::{BRIDGE_IFACE, IFACE_PREFIX};
 use crate::policy;
 use std::collections::BTreeMap;
 use std::fmt::Write;
+use std::net::IpAddr;
 
 /// Every family palisade may own a table in. A replace script deletes the
 /// tables of all of them, so a table left from an earlier mode goes away.
@@ -37,6 +39,22 @@ const INET_SETS: &[(&str, &str)] = &[
     ("internet6", "ipv6_addr"),
     ("ports4", "ipv4_addr . inet_proto . inet_service"),
     ("ports6", "ipv6_addr . inet_proto . inet_service"),
+    (
+        "expose_any4",
+        "inet_proto . inet_service : ipv4_addr . inet_service",
+    ),
+    (
+        "expose_any6",
+        "inet_proto . inet_service : ipv6_addr . inet_service",
+    ),
+    (
+        "expose_at4",
+        "ipv4_addr . inet_proto . inet_service : ipv4_addr . inet_service",
+    ),
+    (
+        "expose_at6",
+        "ipv6_addr . inet_proto . inet_service : ipv6_addr . inet_service",
+    ),
 ];
 const ARP_SETS: &[(&str, &str)] = &[
     ("macs", "ifname . ether_addr"),
@@ -140,7 +158,7 @@ pub fn sandbox_elements(config: &Config, sb: &Sandbox) -> Vec<Element> {
     let v4 = KeyPart::Ipv4(att.ipv4);
     let v6 = KeyPart::Ipv6(att.ipv6);
     let ll6 = KeyPart::Ipv6(att.link_local6());
-    let el = |family, set, key: Vec<KeyPart>, value: Option<KeyPart>| Element {
+    let el = |family, set, key: Vec<KeyPart>, value: Vec<KeyPart>| Element {
         family,
         set,
         key,
@@ -156,45 +174,55 @@ pub fn sandbox_elements(config: &Config, sb: &Sandbox) -> Vec<Element> {
         family,
         "macs",
         vec![iface(), KeyPart::Ether(att.mac)],
-        None,
+        Vec::new(),
     ));
-    out.push(el(family, "addrs4", vec![iface(), v4.clone()], None));
-    out.push(el(family, "addrs6", vec![iface(), v6.clone()], None));
-    out.push(el(family, "addrs6", vec![iface(), ll6.clone()], None));
+    out.push(el(family, "addrs4", vec![iface(), v4.clone()], Vec::new()));
+    out.push(el(family, "addrs6", vec![iface(), v6.clone()], Vec::new()));
+    out.push(el(family, "addrs6", vec![iface(), ll6.clone()], Vec::new()));
     if config.network.mode == Mode::Routed {
         out.push(el(
             Family::Arp,
             "macs",
             vec![iface(), KeyPart::Ether(att.mac)],
-            None,
+            Vec::new(),
         ));
-        out.push(el(Family::Arp, "addrs4", vec![iface(), v4.clone()], None));
+        out.push(el(
+            Family::Arp,
+            "addrs4",
+            vec![iface(), v4.clone()],
+            Vec::new(),
+        ));
     }
     // Identity and tenancy, keyed by address (anti-spoofing makes that safe).
     out.push(el(
         Family::Inet,
         "tenant4",
         vec![v4.clone()],
-        Some(mark.clone()),
+        vec![mark.clone()],
     ));
     out.push(el(
         Family::Inet,
         "tenant6",
         vec![v6.clone()],
-        Some(mark.clone()),
+        vec![mark.clone()],
     ));
     out.push(el(
         Family::Inet,
         "member4",
         vec![mark.clone(), v4.clone()],
-        None,
+        Vec::new(),
     ));
-    out.push(el(Family::Inet, "member6", vec![mark, v6.clone()], None));
+    out.push(el(
+        Family::Inet,
+        "member6",
+        vec![mark, v6.clone()],
+        Vec::new(),
+    ));
     // Egress.
     if sb.internet {
         if sb.allow.is_empty() {
-            out.push(el(Family::Inet, "internet4", vec![v4.clone()], None));
-            out.push(el(Family::Inet, "internet6", vec![v6.clone()], None));
+            out.push(el(Family::Inet, "internet4", vec![v4.clone()], Vec::new()));
+            out.push(el(Family::Inet, "internet6", vec![v6.clone()], Vec::new()));
         } else {
             for rule in &sb.allow {
                 let proto = KeyPart::L4Proto(rule.proto.number());
@@ -203,15 +231,53 @@ pub fn sandbox_elements(config: &Config, sb: &Sandbox) -> Vec<Element> {
                     Family::Inet,
                     "ports4",
                     vec![v4.clone(), proto.clone(), port.clone()],
-                    None,
+                    Vec::new(),
                 ));
                 out.push(el(
                     Family::Inet,
                     "ports6",
                     vec![v6.clone(), proto, port],
-                    None,
+                    Vec::new(),
                 ));
             }
+        }
+    }
+    for exposure in &sb.exposures {
+        out.extend(exposure_elements(exposure, att));
+    }
+    out
+}
+
+/// The DNAT map elements of one exposure: one per host port and family.
+pub fn exposure_elements(exposure: &Exposure, att: &Attachment) -> Vec<Element> {
+    let proto = KeyPart::L4Proto(exposure.proto.number());
+    let mut out = Vec::new();
+    for (host_port, guest_port) in exposure.port_pairs() {
+        let key_tail = [proto.clone(), KeyPart::Port(host_port)];
+        let mut push = |set: &'static str, host: Option<KeyPart>, target: KeyPart| {
+            let key = host.into_iter().chain(key_tail.iter().cloned()).collect();
+            out.push(Element {
+                family: Family::Inet,
+                set,
+                key,
+                value: vec![target, KeyPart::Port(guest_port)],
+            });
+        };
+        match exposure.host_ip {
+            None => {
+                push("expose_any4", None, KeyPart::Ipv4(att.ipv4));
+                push("expose_any6", None, KeyPart::Ipv6(att.ipv6));
+            }
+            Some(IpAddr::V4(a)) => push(
+                "expose_at4",
+                Some(KeyPart::Ipv4(a)),
+                KeyPart::Ipv4(att.ipv4),
+            ),
+            Some(IpAddr::V6(a)) => push(
+                "expose_at6",
+                Some(KeyPart::Ipv6(a)),
+                KeyPart::Ipv6(att.ipv6),
+            ),
         }
     }
     out
@@ -371,12 +437,16 @@ fn inet_table(config: &Config, elements: &BTreeMap<(Family, &'static str), Vec<S
         );
     }
 
+    // New connections towards a sandbox exist only through an exposure
+    // (DNAT). Packets from sandboxes never get here: from_sandbox decided
+    // them already, exposure or not, so an exposure is no pivot.
     write_chain(
         &mut t,
         "to_sandbox",
         None,
         &[
             "ct state established,related accept".into(),
+            "ct status dnat accept".into(),
             "counter drop".into(),
         ],
     );
@@ -387,11 +457,17 @@ fn inet_table(config: &Config, elements: &BTreeMap<(Family, &'static str), Vec<S
         Some("type filter hook input priority filter - 10; policy accept;"),
         &[format!("iifname {ifaces} jump sandbox_to_host")],
     );
+    // The host may open connections to an exposure (output path); the
+    // sandbox's replies to them are the only other traffic it sends the host.
     write_chain(
         &mut t,
         "sandbox_to_host",
         None,
-        &[format!("{nd} accept"), "counter drop".into()],
+        &[
+            format!("{nd} accept"),
+            "ct direction reply ct state established accept".into(),
+            "counter drop".into(),
+        ],
     );
     write_chain(
         &mut t,
@@ -405,8 +481,39 @@ fn inet_table(config: &Config, elements: &BTreeMap<(Family, &'static str), Vec<S
         None,
         &[
             "ct state established,related accept".into(),
+            "ct status dnat accept".into(),
             format!("{nd} accept"),
             "counter drop".into(),
+        ],
+    );
+
+    // Exposures: DNAT of traffic to the host's own addresses, from outside
+    // (prerouting) and from the host itself (output). Loopback is left
+    // alone: the kernel will not route 127.0.0.0/8 or ::1 to a sandbox.
+    let dnat = "fib daddr type local jump exposed";
+    write_chain(
+        &mut t,
+        "expose_prerouting",
+        Some("type nat hook prerouting priority dstnat; policy accept;"),
+        &[dnat.into()],
+    );
+    write_chain(
+        &mut t,
+        "expose_output",
+        Some("type nat hook output priority -100; policy accept;"),
+        &[dnat.into()],
+    );
+    write_chain(
+        &mut t,
+        "exposed",
+        None,
+        &[
+            "ip daddr 127.0.0.0/8 return".into(),
+            "ip6 daddr ::1 return".into(),
+            "dnat ip to ip daddr . meta l4proto . th dport map @expose_at4".into(),
+            "dnat ip to meta l4proto . th dport map @expose_any4".into(),
+            "dnat ip6 to ip6 daddr . meta l4proto . th dport map @expose_at6".into(),
+            "dnat ip6 to meta l4proto . th dport map @expose_any6".into(),
         ],
     );
 

@@ -152,24 +152,29 @@ pub struct Element {
     pub family: Family,
     pub set: &'static str,
     pub key: Vec<KeyPart>,
-    /// The mapped value, for maps.
-    pub value: Option<KeyPart>,
+    /// The mapped value, for maps (a concatenation when it has several
+    /// parts); empty for plain sets.
+    pub value: Vec<KeyPart>,
 }
 
 impl Element {
     /// nft text of this element as it appears inside `elements = { ... }`.
     pub fn to_nft(&self) -> String {
-        let key = self
-            .key
-            .iter()
-            .map(KeyPart::to_nft)
-            .collect::<Vec<_>>()
-            .join(" . ");
-        match &self.value {
-            Some(v) => format!("{key} : {}", v.to_nft()),
-            None => key,
+        let key = concat_nft(&self.key);
+        if self.value.is_empty() {
+            key
+        } else {
+            format!("{key} : {}", concat_nft(&self.value))
         }
     }
+}
+
+fn concat_nft(parts: &[KeyPart]) -> String {
+    parts
+        .iter()
+        .map(KeyPart::to_nft)
+        .collect::<Vec<_>>()
+        .join(" . ")
 }
 
 #[cfg(test)]

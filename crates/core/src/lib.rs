@@ -5,6 +5,7 @@
 pub mod compile;
 pub mod config;
 pub mod element;
+pub mod exposure;
 pub mod ipam;
 pub mod model;
 pub mod names;

@@ -2,6 +2,7 @@
 
 use crate::config::Config;
 use crate::element::MacAddr;
+use crate::exposure::Exposure;
 use crate::names::{self, SandboxName, TenantName};
 use crate::policy::PortRule;
 use std::fmt;
@@ -113,6 +114,8 @@ pub struct Sandbox {
     pub internet: bool,
     /// When non-empty, internet egress is narrowed to these.
     pub allow: Vec<PortRule>,
+    /// Host ports forwarded to this sandbox.
+    pub exposures: Vec<Exposure>,
     /// `None` exactly when `kind` is `none`.
     pub attachment: Option<Attachment>,
 }

@@ -97,16 +97,14 @@ fn encode_element(e: &Element, with_data: bool) -> Result<Vec<u8>, NftError> {
     let k = w.begin_nest(NFTA_SET_ELEM_KEY);
     w.attr(NFTA_DATA_VALUE, &key);
     w.end_nest(k);
-    if with_data {
-        if let Some(value) = &e.value {
-            let data = value.wire_bytes();
-            if data.len() > NFT_DATA_VALUE_MAXLEN {
-                return Err(invalid(format!("map value of {} bytes", data.len())));
-            }
-            let d = w.begin_nest(NFTA_SET_ELEM_DATA);
-            w.attr(NFTA_DATA_VALUE, &data);
-            w.end_nest(d);
+    if with_data && !e.value.is_empty() {
+        let data = encode_key(&e.value);
+        if data.len() > NFT_DATA_VALUE_MAXLEN {
+            return Err(invalid(format!("map value of {} bytes", data.len())));
         }
+        let d = w.begin_nest(NFTA_SET_ELEM_DATA);
+        w.attr(NFTA_DATA_VALUE, &data);
+        w.end_nest(d);
     }
     w.end_nest(elem);
     Ok(w.into_bytes())
@@ -408,7 +406,7 @@ impl NftSocket {
             family: Family::Inet,
             set: "probe",
             key: vec![KeyPart::Mark(0)],
-            value: None,
+            value: Vec::new(),
         };
         let groups = [Group {
             op: SetOp::Destroy,
@@ -486,7 +484,7 @@ mod tests {
                 KeyPart::Ipv4(Ipv4Addr::from(0x0a00_0000 + i)),
                 KeyPart::Ether(MacAddr([2, 0, 0, 0, (i >> 8) as u8, i as u8])),
             ],
-            value: None,
+            value: Vec::new(),
         }
     }
 
@@ -520,7 +518,7 @@ mod tests {
     #[test]
     fn deletes_are_deduplicated_and_dump_round_trips() {
         let mut e = elem(1);
-        e.value = Some(KeyPart::Mark(3));
+        e.value = vec![KeyPart::Mark(3)];
         let twice = [e.clone(), e.clone()];
         let groups = group(SetOp::Delete, &twice);
         assert_eq!(groups[0].elems.len(), 1);
@@ -548,7 +546,7 @@ mod tests {
             family: Family::Arp,
             set: "wide",
             key: (0..5).map(|_| KeyPart::IfName("x".into())).collect(),
-            value: None,
+            value: Vec::new(),
         };
         let err = encode_element(&e, false).unwrap_err();
         assert!(err.to_string().contains("wide"), "{err}");

@@ -65,6 +65,14 @@ pub enum NftError {
     #[error("nf_tables refused the batch: {} (errno {errno}){}", errno_text(*.errno), ext_text(.message))]
     Batch { errno: i32, message: Option<String> },
 
+    /// Conntrack (ctnetlink) refused a dump or a delete.
+    #[error("conntrack refused to {op}: {} (errno {errno}){}", errno_text(*.errno), ext_text(.message))]
+    Conntrack {
+        op: &'static str,
+        errno: i32,
+        message: Option<String>,
+    },
+
     /// An element cannot be encoded (e.g. a key longer than nf_tables allows).
     #[error("element for set {set} in table {} palisade: {reason}", .family.keyword())]
     InvalidElement {
@@ -113,7 +121,9 @@ impl NftError {
     /// The kernel's errno, for errors the kernel reported.
     pub fn errno(&self) -> Option<i32> {
         match self {
-            NftError::Kernel { errno, .. } | NftError::Batch { errno, .. } => Some(*errno),
+            NftError::Kernel { errno, .. }
+            | NftError::Batch { errno, .. }
+            | NftError::Conntrack { errno, .. } => Some(*errno),
             NftError::Socket { source, .. } | NftError::Netns { source } => source.raw_os_error(),
             _ => None,
         }

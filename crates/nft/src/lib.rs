@@ -8,6 +8,7 @@
 //!
 //! The netlink encoding is written by hand; nothing GPL is linked.
 
+mod conntrack;
 mod elements;
 mod error;
 mod netlink;

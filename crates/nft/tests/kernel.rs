@@ -50,7 +50,7 @@ fn el(family: Family, set: &'static str, key: Vec<KeyPart>) -> Element {
         family,
         set,
         key,
-        value: None,
+        value: Vec::new(),
     }
 }
 
@@ -88,7 +88,7 @@ fn sandbox7() -> Vec<Element> {
             family: Family::Inet,
             set: "ifmark",
             key: vec![ifname("pal7")],
-            value: Some(KeyPart::Mark(3)),
+            value: vec![KeyPart::Mark(3)],
         },
         el(
             Family::Arp,
@@ -175,14 +175,14 @@ fn add_then_delete_every_set_type() {
         // The raw read-back is exactly what we encoded.
         for e in &elems {
             let listed = sock.list_elements(e.family, e.set).unwrap();
-            let value = e.value.as_ref().map(KeyPart::wire_bytes);
+            let value = (!e.value.is_empty()).then(|| encode_key(&e.value));
             assert_eq!(listed, vec![(encode_key(&e.key), value)], "set {}", e.set);
         }
 
         sock.apply_elements(&[], &elems).unwrap();
         for e in &elems {
             assert!(sock.list_elements(e.family, e.set).unwrap().is_empty());
-            let kind = if e.value.is_some() { "map" } else { "set" };
+            let kind = if e.value.is_empty() { "set" } else { "map" };
             assert!(nft_elems(e.family, kind, e.set).is_empty(), "set {}", e.set);
         }
 
@@ -252,7 +252,7 @@ fn map_value_changes_by_delete_and_add_in_one_call() {
             family: Family::Inet,
             set: "ifmark",
             key: vec![ifname("pal7")],
-            value: Some(KeyPart::Mark(mark)),
+            value: vec![KeyPart::Mark(mark)],
         };
         sock.apply_elements(&[entry(3)], &[]).unwrap();
         sock.apply_elements(&[entry(9)], &[entry(3)]).unwrap();

@@ -1,5 +1,6 @@
 //! The SQLite schema and its queries.
 
+use palisade_core::exposure::{Exposure, PortRange};
 use palisade_core::ipam::{self, OffsetRange};
 use palisade_core::model::SandboxKind;
 use palisade_core::names::{SandboxName, TenantName};
@@ -30,6 +31,12 @@ pub enum StoreError {
     NameTaken(String),
     #[error("the address pool {pool} is full: all {size} addresses are in use")]
     PoolFull { pool: String, size: u64 },
+    #[error("host port {wanted} is taken: sandbox {holder} already exposes {held}")]
+    PortTaken {
+        wanted: Exposure,
+        holder: String,
+        held: Exposure,
+    },
     #[error("state database holds a malformed value for sandbox {sandbox}: {what}")]
     Corrupt { sandbox: String, what: String },
 }
@@ -99,6 +106,8 @@ pub struct SandboxRecord {
     /// Host offset in the pools; `None` for sandboxes without networking.
     pub offset: Option<u32>,
     pub created_at: String,
+    /// Host ports forwarded to this sandbox, in the order they were added.
+    pub exposures: Vec<Exposure>,
 }
 
 const SCHEMA: &str = "
@@ -123,6 +132,16 @@ CREATE TABLE IF NOT EXISTS sandboxes (
     created_at TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS sandboxes_unfinished ON sandboxes(state) WHERE state != 'ready';
+CREATE TABLE IF NOT EXISTS exposures (
+    sandbox_id INTEGER NOT NULL REFERENCES sandboxes(id) ON DELETE CASCADE,
+    proto TEXT NOT NULL,
+    host_ip TEXT,
+    host_first INTEGER NOT NULL,
+    host_last INTEGER NOT NULL,
+    guest_first INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS exposures_by_port ON exposures(proto, host_first);
+CREATE INDEX IF NOT EXISTS exposures_by_sandbox ON exposures(sandbox_id);
 ";
 
 const SELECT: &str = "SELECT s.id, s.name, t.name, s.tenant_id, s.kind, s.internet, s.allow, s.state,
@@ -317,7 +336,123 @@ impl Store {
         for row in rows {
             out.push(row.map_err(q("read sandbox"))??);
         }
+        drop(stmt);
+        self.attach_exposures(&mut out)?;
         Ok(out)
+    }
+
+    /// Fills in `exposures`: one indexed query for a single sandbox, one
+    /// scan of the exposures for many.
+    fn attach_exposures(&self, records: &mut [SandboxRecord]) -> Result<(), StoreError> {
+        let rows: Vec<ExposureRow> = match records {
+            [] => return Ok(()),
+            [one] => self.exposure_rows(
+                &format!("{SELECT_EXPOSURE} WHERE e.sandbox_id = ?1 ORDER BY e.rowid"),
+                [one.id],
+            )?,
+            _ => self.exposure_rows(&format!("{SELECT_EXPOSURE} ORDER BY e.rowid"), [])?,
+        };
+        let mut by_id: std::collections::HashMap<u64, usize> = std::collections::HashMap::new();
+        for (i, r) in records.iter().enumerate() {
+            by_id.insert(r.id, i);
+        }
+        for (id, exposure) in rows {
+            let Some(&i) = by_id.get(&id) else { continue };
+            let record = &mut records[i];
+            let exposure = exposure.map_err(|what| StoreError::Corrupt {
+                sandbox: record.name.to_string(),
+                what: format!("exposure: {what}"),
+            })?;
+            record.exposures.push(exposure);
+        }
+        Ok(())
+    }
+
+    fn exposure_rows<P: rusqlite::Params>(
+        &self,
+        sql: &str,
+        params: P,
+    ) -> Result<Vec<ExposureRow>, StoreError> {
+        let mut stmt = self.conn.prepare_cached(sql).map_err(q("prepare"))?;
+        let rows = stmt
+            .query_map(params, row_to_exposure)
+            .map_err(q("list exposures"))?;
+        rows.collect::<rusqlite::Result<_>>()
+            .map_err(q("read exposure"))
+    }
+
+    /// Records an exposure of sandbox `id`, unless another exposure (of any
+    /// sandbox) already claims one of its host ports on a common address;
+    /// checked and inserted in one transaction.
+    pub fn add_exposure(&mut self, id: u64, exposure: &Exposure) -> Result<(), StoreError> {
+        let tx = self.conn.transaction().map_err(q("begin"))?;
+        let holder = {
+            let mut stmt = tx
+                .prepare_cached(
+                    "SELECT e.sandbox_id, e.proto, e.host_ip, e.host_first, e.host_last, e.guest_first, s.name
+                     FROM exposures e JOIN sandboxes s ON s.id = e.sandbox_id
+                     WHERE e.proto = ?1 AND e.host_first <= ?3 AND e.host_last >= ?2
+                       AND (e.host_ip IS NULL OR ?4 IS NULL OR e.host_ip = ?4)
+                     LIMIT 1",
+                )
+                .map_err(q("prepare"))?;
+            stmt.query_row(
+                params![
+                    exposure.proto.to_string(),
+                    exposure.host_ports.first,
+                    exposure.host_ports.last,
+                    exposure.host_ip.map(|a| a.to_string())
+                ],
+                |r| Ok((row_to_exposure(r)?, r.get::<_, String>(6)?)),
+            )
+            .optional()
+            .map_err(q("check host ports"))?
+        };
+        if let Some(((_, held), holder)) = holder {
+            let held = held.map_err(|what| StoreError::Corrupt {
+                sandbox: holder.clone(),
+                what: format!("exposure: {what}"),
+            })?;
+            return Err(StoreError::PortTaken {
+                wanted: *exposure,
+                holder,
+                held,
+            });
+        }
+        tx.execute(
+            "INSERT INTO exposures(sandbox_id, proto, host_ip, host_first, host_last, guest_first)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            params![
+                id,
+                exposure.proto.to_string(),
+                exposure.host_ip.map(|a| a.to_string()),
+                exposure.host_ports.first,
+                exposure.host_ports.last,
+                exposure.guest_ports.first
+            ],
+        )
+        .map_err(q("insert exposure"))?;
+        tx.commit().map_err(q("commit"))
+    }
+
+    /// Removes one exposure of sandbox `id`; false if it had no such one.
+    pub fn remove_exposure(&mut self, id: u64, exposure: &Exposure) -> Result<bool, StoreError> {
+        let n = self
+            .conn
+            .execute(
+                "DELETE FROM exposures WHERE sandbox_id = ?1 AND proto = ?2 AND host_ip IS ?3
+                   AND host_first = ?4 AND host_last = ?5 AND guest_first = ?6",
+                params![
+                    id,
+                    exposure.proto.to_string(),
+                    exposure.host_ip.map(|a| a.to_string()),
+                    exposure.host_ports.first,
+                    exposure.host_ports.last,
+                    exposure.guest_ports.first
+                ],
+            )
+            .map_err(q("delete exposure"))?;
+        Ok(n > 0)
     }
 }
 
@@ -355,8 +490,43 @@ fn row_to_record(r: &Row<'_>) -> rusqlite::Result<Result<SandboxRecord, StoreErr
             netns_created,
             offset,
             created_at,
+            exposures: Vec::new(),
         })
     })())
+}
+
+const SELECT_EXPOSURE: &str =
+    "SELECT e.sandbox_id, e.proto, e.host_ip, e.host_first, e.host_last, e.guest_first FROM exposures e";
+
+/// An exposure row: its sandbox id and the exposure (or why it is corrupt).
+type ExposureRow = (u64, Result<Exposure, String>);
+
+/// One exposure row: its sandbox id and the exposure.
+fn row_to_exposure(r: &Row<'_>) -> rusqlite::Result<ExposureRow> {
+    let id: i64 = r.get(0)?;
+    let proto: String = r.get(1)?;
+    let host_ip: Option<String> = r.get(2)?;
+    let host_first: u16 = r.get(3)?;
+    let host_last: u16 = r.get(4)?;
+    let guest_first: u16 = r.get(5)?;
+    let parsed = (|| {
+        let proto = proto.parse()?;
+        let host_ip = match host_ip {
+            Some(a) => Some(a.parse().map_err(|_| format!("host address {a:?}"))?),
+            None => None,
+        };
+        let host = PortRange {
+            first: host_first,
+            last: host_last,
+        };
+        let guest_last = u32::from(guest_first) + host.len() - 1;
+        let guest = PortRange {
+            first: guest_first,
+            last: u16::try_from(guest_last).map_err(|_| format!("sandbox port {guest_last}"))?,
+        };
+        Exposure::new(proto, host_ip, host, guest).map_err(|e| e.to_string())
+    })();
+    Ok((id as u64, parsed))
 }
 
 #[cfg(test)]
@@ -413,6 +583,53 @@ mod tests {
             .insert_sandbox(&new("a", "t1", SandboxKind::Netns), RANGE)
             .unwrap();
         assert!(d.id > c.id);
+    }
+
+    #[test]
+    fn exposures_conflict_check_and_cascade() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = Store::open(dir.path()).unwrap();
+        let a = s
+            .insert_sandbox(&new("a", "t1", SandboxKind::Netns), RANGE)
+            .unwrap();
+        let b = s
+            .insert_sandbox(&new("b", "t2", SandboxKind::Netns), RANGE)
+            .unwrap();
+        let exp = |ip: Option<&str>, host: &str, guest: &str| {
+            Exposure::new(
+                palisade_core::policy::Proto::Tcp,
+                ip.map(|i| i.parse().unwrap()),
+                host.parse().unwrap(),
+                guest.parse().unwrap(),
+            )
+            .unwrap()
+        };
+        let wide = exp(Some("198.51.100.1"), "8000-8009", "9000-9009");
+        s.add_exposure(a.id, &wide).unwrap();
+        s.add_exposure(b.id, &exp(Some("198.51.100.2"), "8005", "80"))
+            .unwrap();
+        let err = s.add_exposure(b.id, &exp(None, "8009", "80")).unwrap_err();
+        match &err {
+            StoreError::PortTaken { holder, held, .. } => {
+                assert_eq!(holder, "a");
+                assert_eq!(held, &wide);
+            }
+            other => panic!("{other}"),
+        }
+        assert!(
+            err.to_string().contains("sandbox a already exposes"),
+            "{err}"
+        );
+        s.add_exposure(b.id, &exp(None, "8010", "80")).unwrap();
+        let got = s.sandbox(&a.name).unwrap().unwrap();
+        assert_eq!(got.exposures, vec![wide]);
+        assert_eq!(s.sandboxes().unwrap()[1].exposures.len(), 2);
+        assert!(s.remove_exposure(a.id, &wide).unwrap());
+        assert!(!s.remove_exposure(a.id, &wide).unwrap());
+        s.delete_sandbox(b.id).unwrap();
+        // The rows went with the sandbox: the port is free again.
+        s.add_exposure(a.id, &exp(None, "8005-8010", "1-6"))
+            .unwrap();
     }
 
     #[test]

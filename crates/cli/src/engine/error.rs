@@ -33,6 +33,11 @@ pub enum EngineError {
         sandbox: String,
         source: Box<palisade_nft::NftError>,
     },
+    #[error("sandbox {sandbox}: cannot forget the connections of its addresses: {source}")]
+    Conntrack {
+        sandbox: String,
+        source: Box<palisade_nft::NftError>,
+    },
     #[error("applying palisade's tables failed, the previous tables stay in force: {0}")]
     Ruleset(Box<palisade_nft::NftError>),
     #[error("reading palisade's tables back failed: {0}")]

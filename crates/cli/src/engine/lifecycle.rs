@@ -148,6 +148,24 @@ impl Engine {
                     source: Box::new(source),
                 })?;
         }
+        if let Some(att) = &sandbox.attachment {
+            // The address goes back to the pool: its connections must not
+            // carry over to the next sandbox that gets it.
+            match self
+                .nft
+                .forget_connections(&[att.ipv4.into(), att.ipv6.into()])
+            {
+                Ok(_) => {}
+                // No conntrack netlink in this kernel: no entries to forget.
+                Err(e) if matches!(e.errno(), Some(libc::EOPNOTSUPP | libc::EPROTONOSUPPORT)) => {}
+                Err(source) => {
+                    return Err(EngineError::Conntrack {
+                        sandbox: sandbox.name.to_string(),
+                        source: Box::new(source),
+                    })
+                }
+            }
+        }
         self.store.delete_sandbox(record.id)?;
         Ok(())
     }

@@ -4,6 +4,7 @@
 //! it and never build rules themselves.
 
 mod error;
+mod exposure;
 mod faults;
 mod lifecycle;
 mod plumbing;
@@ -13,6 +14,7 @@ mod verify;
 mod view;
 
 pub use error::EngineError;
+pub use exposure::ExposeRequest;
 pub use lifecycle::{CreateRequest, DestroyOutcome};
 pub use reconcile::RepairReport;
 pub use verify::{Difference, VerifyReport};
@@ -103,6 +105,7 @@ impl Engine {
             kind: r.kind,
             internet: r.internet,
             allow: r.allow.clone(),
+            exposures: r.exposures.clone(),
             attachment: r
                 .offset
                 .map(|o| Sandbox::attachment_for(&self.config, r.id, o)),

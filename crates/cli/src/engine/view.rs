@@ -14,6 +14,8 @@ pub struct SandboxView {
     pub state: String,
     pub internet: bool,
     pub allow: Vec<String>,
+    /// Host ports forwarded to the sandbox.
+    pub exposures: Vec<palisade_core::exposure::Exposure>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub netns: Option<NetnsView>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -49,6 +51,7 @@ impl SandboxView {
             state: r.state.to_string(),
             internet: r.internet,
             allow: r.allow.iter().map(|a| a.to_string()).collect(),
+            exposures: r.exposures.clone(),
             netns: (r.kind == palisade_core::model::SandboxKind::Netns).then(|| NetnsView {
                 name: r.name.to_string(),
                 path: palisade_link::netns_path(r.name.as_str())

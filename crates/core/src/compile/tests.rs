@@ -19,8 +19,19 @@ fn sandbox(config: &Config, id: u64, tenant_id: u32, internet: bool, allow: &[&s
             .iter()
             .map(|a| a.parse::<PortRule>().unwrap())
             .collect(),
+        exposures: Vec::new(),
         attachment: Some(Sandbox::attachment_for(config, id, id as u32 + 1)),
     }
+}
+
+fn exposure(host_ip: Option<&str>, host: &str, guest: &str) -> Exposure {
+    Exposure::new(
+        crate::policy::Proto::Tcp,
+        host_ip.map(|a| a.parse().unwrap()),
+        host.parse().unwrap(),
+        guest.parse().unwrap(),
+    )
+    .unwrap()
 }
 
 /// Compares with a golden file under tests/golden; `UPDATE_GOLDEN=1`
@@ -51,11 +62,18 @@ const UPLINK: &str = "[network]\nuplink = \"up0\"\n";
 #[test]
 fn golden_routed_deny() {
     let c = config(UPLINK);
-    let sbs = vec![
+    let mut sbs = vec![
         sandbox(&c, 1, 1, false, &[]),
         sandbox(&c, 2, 2, true, &[]),
         sandbox(&c, 3, 1, true, &["tcp:443", "udp:53"]),
     ];
+    sbs[1].exposures.push(exposure(None, "8080", "80"));
+    sbs[2]
+        .exposures
+        .push(exposure(Some("198.51.100.1"), "9000-9001", "90-91"));
+    sbs[2]
+        .exposures
+        .push(exposure(Some("2001:db8:1::1"), "53", "53"));
     golden("routed-deny.nft", &compile(&c, &sbs).replace_script());
 }
 
@@ -159,4 +177,44 @@ fn replace_script_removes_tables_of_every_family() {
         assert!(s.contains(&format!("delete table {f} palisade")), "{f}");
     }
     assert!(!s.contains("table bridge palisade {\n"));
+}
+
+#[test]
+fn exposures_are_map_elements_one_per_port_and_family() {
+    let c = config(UPLINK);
+    let mut sb = sandbox(&c, 1, 1, false, &[]);
+    let before = compile(&c, std::slice::from_ref(&sb)).rule_count();
+    sb.exposures.push(exposure(None, "8000-8002", "80-82"));
+    sb.exposures
+        .push(exposure(Some("2001:db8::1"), "443", "8443"));
+    let exposed: Vec<String> = sandbox_elements(&c, &sb)
+        .iter()
+        .filter(|e| e.set.starts_with("expose"))
+        .map(|e| format!("{} {}", e.set, e.to_nft()))
+        .collect();
+    assert_eq!(
+        exposed,
+        vec![
+            "expose_any4 tcp . 8000 : 10.200.0.2 . 80",
+            "expose_any6 tcp . 8000 : fd70:616c:6973::2 . 80",
+            "expose_any4 tcp . 8001 : 10.200.0.2 . 81",
+            "expose_any6 tcp . 8001 : fd70:616c:6973::2 . 81",
+            "expose_any4 tcp . 8002 : 10.200.0.2 . 82",
+            "expose_any6 tcp . 8002 : fd70:616c:6973::2 . 82",
+            "expose_at6 2001:db8::1 . tcp . 443 : fd70:616c:6973::2 . 8443",
+        ]
+    );
+    assert_eq!(compile(&c, &[sb]).rule_count(), before);
+}
+
+#[test]
+fn exposure_accepts_come_after_the_sandbox_source_decision() {
+    let c = config(UPLINK);
+    let t = compile(&c, &[]).tables;
+    let pos = |s: &str| t.find(s).unwrap_or_else(|| panic!("{s} missing"));
+    // Traffic from a sandbox jumps to from_sandbox before the to_sandbox
+    // chain (where DNAT is accepted) is consulted.
+    assert!(pos("jump from_sandbox") < pos("jump to_sandbox"));
+    assert!(pos("chain from_sandbox") < pos("ct status dnat accept"));
+    assert!(pos("ip daddr 127.0.0.0/8 return") < pos("map @expose_any4"));
 }
