@@ -3,7 +3,8 @@
 use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand};
 use palisade::engine::{
-    CreateRequest, DestroyOutcome, Engine, ExposeRequest, SandboxView, DEFAULT_STATE_DIR,
+    CreateRequest, DestroyOutcome, Engine, Expect, ExposeRequest, ProbeOptions, ProbeReport,
+    SandboxView, DEFAULT_INTERNET_TARGETS, DEFAULT_STATE_DIR,
 };
 use palisade_core::config::Config;
 use palisade_core::model::SandboxKind;
@@ -55,6 +56,20 @@ enum Command {
     Verify {
         /// Verify only this sandbox.
         name: Option<String>,
+        /// Also send real traffic from inside each sandbox (metadata, host
+        /// addresses, other sandboxes, private ranges, allowed internet) and
+        /// prove each outcome with palisade's rule counters.
+        #[arg(long)]
+        probe: bool,
+        /// With --probe: how long each probe waits for an answer or a
+        /// counted rule.
+        #[arg(long, value_name = "MS", default_value_t = 500)]
+        timeout_ms: u64,
+        /// With --probe: internet destination for sandboxes with --internet
+        /// (repeatable). Default: 192.0.2.1 and 2001:db8::1 (documentation
+        /// addresses; palisade's accept counter is the evidence).
+        #[arg(long, value_name = "ADDR")]
+        internet_target: Vec<std::net::IpAddr>,
         /// Print JSON.
         #[arg(long)]
         json: bool,
@@ -236,6 +251,48 @@ fn print_sandbox(v: &SandboxView) {
     }
 }
 
+fn print_probe_report(r: &ProbeReport) {
+    for d in &r.rules.differences {
+        println!("{d}");
+    }
+    for sb in &r.sandboxes {
+        println!(
+            "sandbox {} (tenant {}, {}, {})",
+            sb.name, sb.tenant, sb.kind, sb.method
+        );
+        if let Some(why) = &sb.not_probed {
+            println!("  not probed: {why}");
+        }
+        for p in &sb.probes {
+            let expect = match p.expect {
+                Expect::Reach => "reach",
+                Expect::Blocked => "blocked",
+            };
+            println!(
+                "  {:<4} {:<34} {:<26} expect {:<7} {:<11} {}",
+                if p.matched { "ok" } else { "FAIL" },
+                p.target,
+                format!("{} {}", p.destination, p.transport),
+                expect,
+                p.observed,
+                p.evidence
+            );
+        }
+    }
+    println!(
+        "rules: {}; probes: {} sent, {} matched, {} did not; {} sandboxes not probed",
+        if r.rules.ok() {
+            "kernel matches the store".to_string()
+        } else {
+            format!("{} differences", r.rules.differences.len())
+        },
+        r.probes,
+        r.matched,
+        r.probes - r.matched,
+        r.unprobed
+    );
+}
+
 fn run(cli: Cli) -> Result<ExitCode> {
     match &cli.command {
         Command::Demo(args) => return palisade::demo::run(args),
@@ -388,7 +445,36 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 }
             }
         }
-        Command::Verify { name, json } => {
+        Command::Verify {
+            name,
+            probe: true,
+            timeout_ms,
+            internet_target,
+            json,
+        } => {
+            if *timeout_ms == 0 {
+                anyhow::bail!("--timeout-ms must be at least 1");
+            }
+            let mut engine = open(&cli)?;
+            let opts = ProbeOptions {
+                timeout: std::time::Duration::from_millis(*timeout_ms),
+                internet_targets: if internet_target.is_empty() {
+                    DEFAULT_INTERNET_TARGETS.to_vec()
+                } else {
+                    internet_target.clone()
+                },
+            };
+            let report = engine.probe(name.as_deref(), &opts)?;
+            if *json {
+                print_json(&report)?;
+            } else {
+                print_probe_report(&report);
+            }
+            if !report.ok() {
+                return Ok(ExitCode::from(1));
+            }
+        }
+        Command::Verify { name, json, .. } => {
             let mut engine = open(&cli)?;
             let report = engine.verify(name.as_deref())?;
             if *json {

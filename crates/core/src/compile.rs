@@ -95,6 +95,34 @@ impl Ruleset {
     pub fn rule_count(&self) -> usize {
         static_rule_lines(&self.tables)
     }
+
+    /// The text of rule `index` (from 0) of `chain` in the table of
+    /// `family`, as compiled: what a kernel rule counter is attributed to.
+    pub fn rule(&self, family: Family, chain: &str, index: usize) -> Option<&str> {
+        let table = format!("table {} {TABLE} {{", family.keyword());
+        let start = self.tables.find(&table)?;
+        let mut in_chain = false;
+        let mut n = 0;
+        for line in self.tables[start..].lines().skip(1) {
+            let t = line.trim();
+            if !in_chain && t == "}" && !line.starts_with('\t') {
+                return None; // end of the table
+            }
+            if let Some(name) = t.strip_prefix("chain ") {
+                in_chain = name.trim_end_matches(" {") == chain;
+                continue;
+            }
+            if t == "}" {
+                in_chain = false;
+            } else if in_chain && !t.is_empty() && !t.starts_with("type ") {
+                if n == index {
+                    return Some(t);
+                }
+                n += 1;
+            }
+        }
+        None
+    }
 }
 
 fn static_rule_lines(tables: &str) -> usize {
@@ -412,10 +440,10 @@ fn inet_table(config: &Config, elements: &BTreeMap<(Family, &'static str), Vec<S
     from.push("ip6 daddr @blocked6 counter drop".into());
     if let Some(up) = &net.uplink {
         from.push(format!("oifname != \"{up}\" counter drop"));
-        from.push("ip saddr @internet4 accept".into());
-        from.push("ip6 saddr @internet6 accept".into());
-        from.push("ip saddr . meta l4proto . th dport @ports4 accept".into());
-        from.push("ip6 saddr . meta l4proto . th dport @ports6 accept".into());
+        from.push("ip saddr @internet4 counter accept".into());
+        from.push("ip6 saddr @internet6 counter accept".into());
+        from.push("ip saddr . meta l4proto . th dport @ports4 counter accept".into());
+        from.push("ip6 saddr . meta l4proto . th dport @ports6 counter accept".into());
     }
     from.push("counter drop".into());
     write_chain(&mut t, "from_sandbox", None, &from);
@@ -430,8 +458,8 @@ fn inet_table(config: &Config, elements: &BTreeMap<(Family, &'static str), Vec<S
             &[
                 "meta mark set ip saddr map @tenant4".into(),
                 "meta mark set ip6 saddr map @tenant6".into(),
-                "meta mark . ip daddr @member4 meta mark set 0x0 accept".into(),
-                "meta mark . ip6 daddr @member6 meta mark set 0x0 accept".into(),
+                "meta mark . ip daddr @member4 meta mark set 0x0 counter accept".into(),
+                "meta mark . ip6 daddr @member6 meta mark set 0x0 counter accept".into(),
                 "meta mark set 0x0 counter drop".into(),
             ],
         );

@@ -26,4 +26,4 @@ pub use netns::{
 };
 pub use rtnl::{LinkSummary, RouteSpec, Rtnl, VethSpec};
 pub use sysctl::{get_sysctl, set_sysctl, sysctl_path};
-pub use tap::create_tap;
+pub use tap::{attach_tap, create_tap};

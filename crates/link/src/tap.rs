@@ -7,7 +7,7 @@
 //! (use [`crate::run_in_netns`] to put it elsewhere) and is removed with
 //! [`crate::Rtnl::delete_link`].
 
-use std::fs::OpenOptions;
+use std::fs::{File, OpenOptions};
 use std::io;
 use std::os::fd::AsRawFd;
 use std::os::unix::fs::OpenOptionsExt;
@@ -26,16 +26,12 @@ struct IfReqFlags {
     _pad: [u8; 22],
 }
 
-/// Create a persistent tap (`IFF_TAP | IFF_NO_PI`) called `name`, optionally
-/// owned by uid `owner` so an unprivileged VMM may open it.
-///
-/// Fails with [`LinkError::TunUnavailable`] if `/dev/net/tun` does not
-/// exist (nothing is loaded on the caller's behalf), and with an `EINVAL`
-/// [`LinkError::Tun`] if a non-tun interface of that name already exists.
-/// Calling it again for an existing, unattached persistent tap with the same
-/// flags succeeds (the kernel just re-attaches), so it is idempotent.
-pub fn create_tap(name: &str, owner: Option<u32>) -> Result<()> {
-    validate_ifname("create_tap", name)?;
+/// Attaches to the tap `name` (creating it if absent, as `TUNSETIFF` does)
+/// and returns the queue's file: frames written to it enter the host as if
+/// the guest had sent them. Fails with an `EBUSY` [`LinkError::Tun`] when a
+/// VMM holds the tap.
+pub fn attach_tap(name: &str) -> Result<File> {
+    validate_ifname("attach_tap", name)?;
     let tun_err = |op: &'static str, e: io::Error| LinkError::Tun {
         op,
         name: name.to_string(),
@@ -81,6 +77,25 @@ pub fn create_tap(name: &str, owner: Option<u32>) -> Result<()> {
         };
         return Err(tun_err(op, e));
     }
+    Ok(dev)
+}
+
+/// Create a persistent tap (`IFF_TAP | IFF_NO_PI`) called `name`, optionally
+/// owned by uid `owner` so an unprivileged VMM may open it.
+///
+/// Fails with [`LinkError::TunUnavailable`] if `/dev/net/tun` does not
+/// exist (nothing is loaded on the caller's behalf), and with an `EINVAL`
+/// [`LinkError::Tun`] if a non-tun interface of that name already exists.
+/// Calling it again for an existing, unattached persistent tap with the same
+/// flags succeeds (the kernel just re-attaches), so it is idempotent.
+pub fn create_tap(name: &str, owner: Option<u32>) -> Result<()> {
+    let dev = attach_tap(name)?;
+    let tun_err = |op: &'static str, e: io::Error| LinkError::Tun {
+        op,
+        name: name.to_string(),
+        source: e,
+    };
+    let fd = dev.as_raw_fd();
     if let Some(uid) = owner {
         // SAFETY: TUNSETOWNER takes its argument by value; fd is valid.
         let rc = unsafe { libc::ioctl(fd, libc::TUNSETOWNER, uid as libc::c_ulong) };

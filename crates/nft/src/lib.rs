@@ -9,6 +9,7 @@
 //! The netlink encoding is written by hand; nothing GPL is linked.
 
 mod conntrack;
+mod counters;
 mod elements;
 mod error;
 mod netlink;
@@ -16,6 +17,7 @@ mod netns;
 mod script;
 mod socket;
 
+pub use counters::{RuleCounter, Verdict};
 pub use elements::ElementBytes;
 pub use error::{NftError, SetOp};
 pub use netns::with_throwaway_netns;

@@ -8,6 +8,7 @@ mod exposure;
 mod faults;
 mod lifecycle;
 mod plumbing;
+mod probe;
 mod reconcile;
 mod status;
 mod verify;
@@ -16,6 +17,9 @@ mod view;
 pub use error::EngineError;
 pub use exposure::ExposeRequest;
 pub use lifecycle::{CreateRequest, DestroyOutcome};
+pub use probe::{
+    Expect, ProbeOptions, ProbeReport, ProbeResult, SandboxProbes, DEFAULT_INTERNET_TARGETS,
+};
 pub use reconcile::RepairReport;
 pub use verify::{Difference, VerifyReport};
 pub use view::{SandboxView, StatusView};

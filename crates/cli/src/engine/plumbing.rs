@@ -152,6 +152,9 @@ impl Engine {
             format!("net/ipv6/conf/{iface}/accept_redirects"),
             format!("net/ipv4/conf/{iface}/accept_redirects"),
             format!("net/ipv4/conf/{iface}/send_redirects"),
+            // Point to point with the sandbox: no duplicate address to
+            // detect, and detection would hold IPv6 back for a second.
+            format!("net/ipv6/conf/{iface}/accept_dad"),
         ] {
             palisade_link::set_sysctl(&key, "0").map_err(link_err(sb, format!("set {key}")))?;
         }
@@ -249,6 +252,17 @@ fn configure_inside(
         .map_err(link_err(sb, "add IPv4 address"))?;
     rtnl.add_address(eth, IpAddr::V6(ipv6), 128)
         .map_err(link_err(sb, "add IPv6 address"))?;
+    // Without this the link-local address stays tentative for a second of
+    // duplicate address detection, and IPv6 (which needs it for neighbour
+    // discovery with the gateway) does not work that long after create. The
+    // link is point to point with the host: nothing can duplicate it.
+    let key = format!("net/ipv6/conf/{SANDBOX_IFACE}/accept_dad");
+    palisade_link::run_in_netns(netns, move || palisade_link::set_sysctl(&key, "0"))
+        .map_err(link_err(sb, "enter the namespace"))?
+        .map_err(link_err(
+            sb,
+            "turn off IPv6 duplicate address detection on eth0",
+        ))?;
     rtnl.set_up(eth).map_err(link_err(sb, "bring eth0 up"))?;
     rtnl.add_route(&RouteSpec {
         dest: IpAddr::V4(Ipv4Addr::UNSPECIFIED),

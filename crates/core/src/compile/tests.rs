@@ -155,7 +155,7 @@ fn anti_spoofing_binds_interface_mac_and_addresses() {
 fn without_uplink_nothing_reaches_the_internet() {
     let c = config("");
     let r = compile(&c, &[sandbox(&c, 1, 1, false, &[])]);
-    assert!(!r.tables.contains("@internet4 accept"));
+    assert!(!r.tables.contains("@internet4 counter accept"));
     assert!(!r.tables.contains("masquerade"));
 }
 
@@ -164,8 +164,8 @@ fn blocked_before_internet_and_deny_before_allow() {
     let c = config(UPLINK);
     let t = compile(&c, &[]).tables;
     let pos = |s: &str| t.find(s).unwrap_or_else(|| panic!("{s} missing"));
-    assert!(pos("@blocked4 counter drop") < pos("@internet4 accept"));
-    assert!(pos("@blocked6 counter drop") < pos("@ports6 accept"));
+    assert!(pos("@blocked4 counter drop") < pos("@internet4 counter accept"));
+    assert!(pos("@blocked6 counter drop") < pos("@ports6 counter accept"));
     assert!(pos("ip daddr @tenant4 counter drop") < pos("@blocked4"));
 }
 
@@ -217,4 +217,24 @@ fn exposure_accepts_come_after_the_sandbox_source_decision() {
     assert!(pos("jump from_sandbox") < pos("jump to_sandbox"));
     assert!(pos("chain from_sandbox") < pos("ct status dnat accept"));
     assert!(pos("ip daddr 127.0.0.0/8 return") < pos("map @expose_any4"));
+}
+
+#[test]
+fn rules_are_found_by_family_chain_and_position() {
+    let c = config(UPLINK);
+    let r = compile(&c, &[]);
+    assert_eq!(
+        r.rule(Family::Inet, "from_sandbox", 0),
+        Some("ct state established,related accept")
+    );
+    assert_eq!(
+        r.rule(Family::Inet, "sandbox_to_host", 2),
+        Some("counter drop")
+    );
+    assert_eq!(
+        r.rule(Family::Arp, "from_sandbox", 2),
+        Some("arp daddr ip != 10.200.0.1 counter drop")
+    );
+    assert_eq!(r.rule(Family::Inet, "sandbox_to_host", 3), None);
+    assert_eq!(r.rule(Family::Bridge, "forward", 0), None);
 }

@@ -65,6 +65,71 @@ impl Rtnl {
         .map(drop)
     }
 
+    /// Every address of this namespace, as `(link index, address, prefix)`.
+    pub fn list_addresses(&mut self) -> Result<Vec<(u32, IpAddr, u8)>> {
+        let ctx = Ctx {
+            op: "list addresses",
+            what: "(all)",
+        };
+        let replies = self.request(
+            RouteNetlinkMessage::GetAddress(AddressMessage::default()),
+            netlink_packet_core::NLM_F_DUMP,
+            &ctx,
+        )?;
+        Ok(replies
+            .into_iter()
+            .filter_map(|m| match m {
+                RouteNetlinkMessage::NewAddress(a) => {
+                    let addr = a.attributes.iter().find_map(|attr| match attr {
+                        AddressAttribute::Local(ip) => Some(*ip),
+                        _ => None,
+                    });
+                    let addr = addr.or_else(|| {
+                        a.attributes.iter().find_map(|attr| match attr {
+                            AddressAttribute::Address(ip) => Some(*ip),
+                            _ => None,
+                        })
+                    })?;
+                    Some((a.header.index, addr, a.header.prefix_len))
+                }
+                _ => None,
+            })
+            .collect())
+    }
+
+    /// Whether this namespace has a route to `dest` (`ip route get`): false
+    /// when the kernel answers "unreachable" (no route, or an unreachable,
+    /// prohibit or blackhole route).
+    pub fn has_route(&mut self, dest: IpAddr) -> Result<bool> {
+        let mut msg = RouteMessage::default();
+        msg.header.address_family = family_of(dest);
+        msg.header.destination_prefix_length = if dest.is_ipv4() { 32 } else { 128 };
+        msg.attributes
+            .push(RouteAttribute::Destination(RouteAddress::from(dest)));
+        let what = dest.to_string();
+        let ctx = Ctx {
+            op: "look up route",
+            what: &what,
+        };
+        match self.request(RouteNetlinkMessage::GetRoute(msg), 0, &ctx) {
+            Ok(replies) => Ok(replies.into_iter().any(|m| match m {
+                RouteNetlinkMessage::NewRoute(r) => {
+                    r.header.kind == RouteType::Unicast || r.header.kind == RouteType::Local
+                }
+                _ => false,
+            })),
+            Err(e)
+                if matches!(
+                    e.errno(),
+                    Some(libc::ENETUNREACH | libc::EHOSTUNREACH | libc::EACCES | libc::EINVAL)
+                ) =>
+            {
+                Ok(false)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
     /// Add (or replace) a route in the main table.
     pub fn add_route(&mut self, route: &RouteSpec) -> Result<()> {
         check_prefix("add_route", route.dest, route.prefix_len)?;
