@@ -258,6 +258,55 @@ pub(crate) fn packet_send(ifindex: u32, frame: &[u8]) -> io::Result<()> {
     Ok(())
 }
 
+/// An `AF_PACKET` socket that receives every frame (`ETH_P_ALL`) on
+/// interface `ifindex`, non-blocking, for captures.
+pub(crate) fn packet_capture_socket(ifindex: u32) -> io::Result<OwnedFd> {
+    let all = (libc::ETH_P_ALL as u16).to_be();
+    let fd = socket(
+        libc::AF_PACKET,
+        libc::SOCK_RAW | libc::SOCK_NONBLOCK,
+        libc::c_int::from(all),
+    )?;
+    // SAFETY: all-zero is a valid sockaddr_ll.
+    let mut sll: libc::sockaddr_ll = unsafe { mem::zeroed() };
+    sll.sll_family = libc::AF_PACKET as libc::c_ushort;
+    sll.sll_protocol = all;
+    sll.sll_ifindex = ifindex as libc::c_int;
+    // SAFETY: `sll` is a valid sockaddr_ll whose size we pass.
+    cvt(unsafe {
+        libc::bind(
+            fd.as_raw_fd(),
+            (&sll as *const libc::sockaddr_ll).cast(),
+            mem::size_of::<libc::sockaddr_ll>() as libc::socklen_t,
+        )
+    })?;
+    Ok(fd)
+}
+
+/// Non-blocking receive on a packet socket: the frame's length and its
+/// packet type (`PACKET_HOST`, `PACKET_OUTGOING`...), or `WouldBlock`.
+pub(crate) fn packet_recv(fd: BorrowedFd<'_>, buf: &mut [u8]) -> io::Result<(usize, u8)> {
+    // SAFETY: all-zero is a valid sockaddr_ll.
+    let mut sll: libc::sockaddr_ll = unsafe { mem::zeroed() };
+    let mut len = mem::size_of::<libc::sockaddr_ll>() as libc::socklen_t;
+    // SAFETY: `buf` is a live mutable slice; `sll`/`len` describe writable
+    // storage for the sender's link-level address.
+    let n = unsafe {
+        libc::recvfrom(
+            fd.as_raw_fd(),
+            buf.as_mut_ptr().cast(),
+            buf.len(),
+            libc::MSG_DONTWAIT,
+            (&mut sll as *mut libc::sockaddr_ll).cast(),
+            &mut len,
+        )
+    };
+    if n < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok((n as usize, sll.sll_pkttype))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

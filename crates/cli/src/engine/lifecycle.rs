@@ -92,7 +92,8 @@ impl Engine {
         let range = palisade_core::ipam::OffsetRange::of(&self.config.network.subnet);
         let record = self.store.insert_sandbox(&new, range)?;
         let sandbox = self.model(&record);
-        match self.build(&record, &sandbox) {
+        let mut elements_applied = false;
+        match self.build(&record, &sandbox, &mut elements_applied) {
             Ok(()) => {
                 let ready = SandboxRecord {
                     state: SandboxState::Ready,
@@ -100,7 +101,10 @@ impl Engine {
                 };
                 Ok(SandboxView::new(&self.config, &ready, &sandbox))
             }
-            Err(failure) => match self.tear_down(&record, &sandbox) {
+            // A refused element batch changed nothing (it is atomic), so the
+            // roll-back must not delete those keys: they may be someone
+            // else's.
+            Err(failure) => match self.tear_down(&record, &sandbox, elements_applied) {
                 Ok(()) => Err(failure),
                 Err(cleanup) => Err(EngineError::RollbackFailed {
                     failure: Box::new(failure),
@@ -110,7 +114,12 @@ impl Engine {
         }
     }
 
-    fn build(&mut self, record: &SandboxRecord, sandbox: &Sandbox) -> Result<(), EngineError> {
+    fn build(
+        &mut self,
+        record: &SandboxRecord,
+        sandbox: &Sandbox,
+        elements_applied: &mut bool,
+    ) -> Result<(), EngineError> {
         faults::point("after-record")?;
         let elements = sandbox_elements(&self.config, sandbox);
         if !elements.is_empty() {
@@ -121,6 +130,7 @@ impl Engine {
                     sandbox: sandbox.name.to_string(),
                     source: Box::new(source),
                 })?;
+            *elements_applied = true;
         }
         faults::point("after-elements")?;
         self.attach(sandbox, record.netns_created)?;
@@ -130,17 +140,19 @@ impl Engine {
     }
 
     /// Removes every trace of a sandbox: links, namespace (if ours),
-    /// elements, then the row. Idempotent, so it also finishes an
-    /// interrupted create or destroy.
+    /// elements (unless `with_elements` is false: they were never added),
+    /// then the row. Idempotent, so it also finishes an interrupted create
+    /// or destroy.
     pub(super) fn tear_down(
         &mut self,
         record: &SandboxRecord,
         sandbox: &Sandbox,
+        with_elements: bool,
     ) -> Result<(), EngineError> {
         self.detach(sandbox, record.netns_created)?;
         faults::point("destroy-after-link")?;
         let elements = sandbox_elements(&self.config, sandbox);
-        if !elements.is_empty() {
+        if with_elements && !elements.is_empty() {
             self.nft
                 .apply_elements(&[], &elements)
                 .map_err(|source| EngineError::Elements {
@@ -180,7 +192,7 @@ impl Engine {
         let view = SandboxView::new(&self.config, &record, &sandbox);
         self.store.set_state(record.id, SandboxState::Destroying)?;
         faults::point("destroy-after-mark")?;
-        self.tear_down(&record, &sandbox)?;
+        self.tear_down(&record, &sandbox, true)?;
         Ok(DestroyOutcome::Destroyed(Box::new(view)))
     }
 }

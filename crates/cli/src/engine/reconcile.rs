@@ -69,7 +69,9 @@ impl Engine {
         let mut report = RepairReport::default();
         for record in self.store.unfinished()? {
             let sandbox = self.model(&record);
-            self.tear_down(&record, &sandbox)?;
+            // Whether an interrupted create got as far as its elements is
+            // unknown: remove them by key.
+            self.tear_down(&record, &sandbox, true)?;
             match record.state {
                 SandboxState::Creating => report.rolled_back.push(record.name.to_string()),
                 _ => report.finished_destroys.push(record.name.to_string()),

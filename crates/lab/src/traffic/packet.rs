@@ -196,6 +196,44 @@ pub fn build_arp_reply(
     ethernet(target_mac, sender_mac, ETH_P_ARP, &arp)
 }
 
+/// An ARP request frame, broadcast: "who has `target_ip`? tell
+/// `sender_ip` (at `sender_mac`)". A receiver that owns `target_ip` learns
+/// `sender_ip` -> `sender_mac` from it, so forging `sender_ip` is the
+/// other classic way to poison a neighbour table.
+pub fn build_arp_request(sender_mac: [u8; 6], sender_ip: Ipv4Addr, target_ip: Ipv4Addr) -> Vec<u8> {
+    let mut frame = build_arp_reply(sender_mac, sender_ip, [0; 6], target_ip);
+    frame[..6].copy_from_slice(&[0xff; 6]); // Ethernet destination: broadcast
+    frame[20..22].copy_from_slice(&1u16.to_be_bytes()); // op: request
+    frame
+}
+
+/// An Ethernet frame carrying one ICMPv6 message (`message` starts at the
+/// ICMPv6 type; its checksum field is filled in here) from `src_ip` to
+/// `dst_ip` with `hop_limit` (255 for neighbour discovery and router
+/// advertisements, which receivers check).
+pub fn build_icmpv6_frame(
+    src_mac: [u8; 6],
+    dst_mac: [u8; 6],
+    src_ip: Ipv6Addr,
+    dst_ip: Ipv6Addr,
+    hop_limit: u8,
+    message: &[u8],
+) -> Result<Vec<u8>> {
+    if message.len() < 4 || message.len() > usize::from(u16::MAX) {
+        return Err(LabError::Invalid(format!(
+            "an ICMPv6 message of {} bytes",
+            message.len()
+        )));
+    }
+    let mut icmp = message.to_vec();
+    icmp[2..4].copy_from_slice(&[0, 0]);
+    let sum = l4_checksum(src_ip.into(), dst_ip.into(), IPPROTO_ICMPV6, &icmp);
+    icmp[2..4].copy_from_slice(&sum.to_be_bytes());
+    let mut packet = ipv6_header(src_ip, dst_ip, IPPROTO_ICMPV6, hop_limit, icmp.len());
+    packet.extend_from_slice(&icmp);
+    Ok(ethernet(dst_mac, src_mac, ETH_P_IPV6, &packet))
+}
+
 /// An unsolicited, overriding ICMPv6 neighbour advertisement frame
 /// claiming "`target` is at `src_mac`": the IPv6 counterpart of an ARP
 /// spoof. Sent from `src_ip` to `dst_ip` (e.g. ff02::1 with
@@ -302,6 +340,36 @@ mod tests {
         assert_eq!(&arp[14..18], &[10, 0, 0, 1]);
         assert_eq!(&arp[18..24], &B);
         assert_eq!(&arp[24..28], &[10, 0, 0, 2]);
+    }
+
+    #[test]
+    fn arp_request_layout() {
+        let f = build_arp_request(A, Ipv4Addr::new(10, 0, 0, 9), Ipv4Addr::new(10, 0, 0, 1));
+        assert_eq!(&f[0..6], &[0xff; 6]);
+        assert_eq!(&f[6..12], &A);
+        let arp = &f[14..42];
+        assert_eq!(&arp[6..8], &[0, 1]);
+        assert_eq!(&arp[8..14], &A);
+        assert_eq!(&arp[14..18], &[10, 0, 0, 9]);
+        assert_eq!(&arp[18..24], &[0; 6]);
+        assert_eq!(&arp[24..28], &[10, 0, 0, 1]);
+    }
+
+    #[test]
+    fn icmpv6_frame_checksum_verifies() {
+        let src: Ipv6Addr = "fe80::2".parse().unwrap();
+        let dst: Ipv6Addr = "ff02::1".parse().unwrap();
+        let msg = [134u8, 0, 0xaa, 0xbb, 64, 0, 7, 8, 0, 0, 0, 0, 0, 0, 0, 0];
+        let f = build_icmpv6_frame(A, B, src, dst, 255, &msg).unwrap();
+        assert_eq!(&f[12..14], &ETH_P_IPV6.to_be_bytes());
+        let ip = &f[14..];
+        assert_eq!(ip[6], IPPROTO_ICMPV6);
+        assert_eq!(ip[7], 255);
+        assert_eq!(u16::from_be_bytes([ip[4], ip[5]]), 16);
+        let icmp = &ip[40..56];
+        assert_eq!(icmp[0], 134);
+        assert_eq!(l4_checksum(src.into(), dst.into(), IPPROTO_ICMPV6, icmp), 0);
+        assert!(build_icmpv6_frame(A, B, src, dst, 255, &[1, 2]).is_err());
     }
 
     #[test]
