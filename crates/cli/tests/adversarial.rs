@@ -433,7 +433,8 @@ fn dhcp_offer(server: Ipv4Addr) -> Vec<u8> {
     m
 }
 
-/// Attack 6: Rogue router advertisement, DHCP offer and DHCPv6 advertise.
+/// Attack 6: Rogue router advertisement, redirect, DHCP offer and DHCPv6
+/// advertise.
 fn rogue_servers(test: &str, mode: &str) {
     let Some(a) = Arena::new(test, mode, &[("x", "a", &[]), ("y", "a", &[])]) else {
         return;
@@ -459,7 +460,13 @@ fn rogue_servers(test: &str, mode: &str) {
     let all_nodes = [0x33, 0x33, 0, 0, 0, 1];
     let ff02_1: Ipv6Addr = "ff02::1".parse().unwrap();
     let dhcp6_advertise = [2u8, 0x12, 0x34, 0x56, 0, 1, 0, 4, 0, 3, 0, 1];
+    // An ICMPv6 redirect: "reach the internet host through me".
+    let mut redirect = vec![137u8, 0, 0, 0, 0, 0, 0, 0];
+    redirect.extend_from_slice(&ll.octets());
+    redirect.extend_from_slice(&World::INTERNET6.octets());
     for _ in 0..3 {
+        let rd = build_icmpv6_frame(x.mac, all_nodes, ll, ff02_1, 255, &redirect).unwrap();
+        send_frame(&x.ns, "eth0", &rd).unwrap();
         let ra = build_icmpv6_frame(x.mac, all_nodes, ll, ff02_1, 255, &router_advert()).unwrap();
         send_frame(&x.ns, "eth0", &ra).unwrap();
         let offer = build_udp_frame(
