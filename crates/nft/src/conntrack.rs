@@ -9,8 +9,7 @@ use std::net::IpAddr;
 
 use crate::error::NftError;
 use crate::netlink::{
-    attrs, find_attr, parse_ack, Writer, NLMSG_DONE, NLMSG_ERROR, NLM_F_ACK, NLM_F_DUMP,
-    NLM_F_REQUEST,
+    attrs, find_attr, parse_ack, Writer, NLMSG_ERROR, NLM_F_ACK, NLM_F_DUMP, NLM_F_REQUEST,
 };
 use crate::socket::NftSocket;
 
@@ -105,41 +104,24 @@ impl NftSocket {
         w.end_msg(m);
         self.send(w.as_bytes())?;
         let mut out = Vec::new();
-        let mut done = false;
-        let mut failure = None;
-        while !done {
-            self.recv_with(false, |msg| {
-                if msg.seq != seq || done {
-                    return Ok(());
-                }
-                match msg.ty {
-                    NLMSG_DONE => done = true,
-                    NLMSG_ERROR => {
-                        let ack = parse_ack(msg).map_err(NftError::Protocol)?;
-                        if ack.errno != 0 {
-                            failure = Some(ack);
-                        }
-                        done = true;
-                    }
-                    _ if msg.payload.len() >= 4 => {
-                        let body = &msg.payload[4..];
-                        let orig = find_attr(body, CTA_TUPLE_ORIG);
-                        let reply = find_attr(body, CTA_TUPLE_REPLY);
-                        let named = orig.is_some_and(|t| tuple_has(t, addrs))
-                            || reply.is_some_and(|t| tuple_has(t, addrs));
-                        if let (true, Some(orig)) = (named, orig) {
-                            out.push(Entry {
-                                family: msg.payload[0],
-                                orig_tuple: orig.to_vec(),
-                                zone: find_attr(body, CTA_ZONE).map(<[u8]>::to_vec),
-                            });
-                        }
-                    }
-                    _ => {}
-                }
-                Ok(())
-            })?;
-        }
+        let failure = self.finish_dump(seq, |msg| {
+            if msg.payload.len() < 4 {
+                return Ok(());
+            }
+            let body = &msg.payload[4..];
+            let orig = find_attr(body, CTA_TUPLE_ORIG);
+            let reply = find_attr(body, CTA_TUPLE_REPLY);
+            let named = orig.is_some_and(|t| tuple_has(t, addrs))
+                || reply.is_some_and(|t| tuple_has(t, addrs));
+            if let (true, Some(orig)) = (named, orig) {
+                out.push(Entry {
+                    family: msg.payload[0],
+                    orig_tuple: orig.to_vec(),
+                    zone: find_attr(body, CTA_ZONE).map(<[u8]>::to_vec),
+                });
+            }
+            Ok(())
+        })?;
         match failure {
             Some(ack) => Err(NftError::Conntrack {
                 op: "list connections",

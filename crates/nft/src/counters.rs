@@ -102,44 +102,24 @@ impl NftSocket {
 
         let mut out = Vec::new();
         let mut positions: std::collections::HashMap<String, usize> = Default::default();
-        let mut done = false;
-        let mut failure = None;
-        while !done {
-            self.recv_with(false, |msg| {
-                if msg.seq != seq || done {
-                    return Ok(());
-                }
-                match msg.ty {
-                    NLMSG_DONE => done = true,
-                    NLMSG_NOOP => {}
-                    NLMSG_ERROR => {
-                        let ack = parse_ack(msg).map_err(NftError::Protocol)?;
-                        if ack.errno != 0 {
-                            failure = Some(ack);
-                        }
-                        done = true;
-                    }
-                    _ => {
-                        let Some((chain, handle, counted)) = parse_rule(msg.payload) else {
-                            return Err(NftError::Protocol("malformed rule in dump".into()));
-                        };
-                        let index = positions.entry(chain.clone()).or_default();
-                        if let Some((packets, verdict)) = counted {
-                            out.push(RuleCounter {
-                                family,
-                                chain,
-                                index: *index,
-                                handle,
-                                packets,
-                                verdict,
-                            });
-                        }
-                        *index += 1;
-                    }
-                }
-                Ok(())
-            })?;
-        }
+        let failure = self.finish_dump(seq, |msg| {
+            let Some((chain, handle, counted)) = parse_rule(msg.payload) else {
+                return Err(NftError::Protocol("malformed rule in dump".into()));
+            };
+            let index = positions.entry(chain.clone()).or_default();
+            if let Some((packets, verdict)) = counted {
+                out.push(RuleCounter {
+                    family,
+                    chain,
+                    index: *index,
+                    handle,
+                    packets,
+                    verdict,
+                });
+            }
+            *index += 1;
+            Ok(())
+        })?;
         match failure {
             Some(ack) => Err(NftError::Kernel {
                 op: SetOp::List,

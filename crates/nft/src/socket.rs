@@ -10,7 +10,9 @@ use std::mem;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 
 use crate::error::NftError;
-use crate::netlink::{parse_messages, Msg, NLMSG_OVERRUN};
+use crate::netlink::{
+    parse_ack, parse_messages, Ack, Msg, NLMSG_DONE, NLMSG_ERROR, NLMSG_NOOP, NLMSG_OVERRUN,
+};
 
 /// `NETLINK_CAP_ACK`: error acks carry only the failed message's header,
 /// not the whole message (keeps acks of big batches small).
@@ -247,6 +249,41 @@ impl NftSocket {
             each(msg)?;
         }
         Ok(true)
+    }
+}
+
+impl NftSocket {
+    /// Receives the answers to the dump request `seq` until the dump ends,
+    /// handing every data message to `each`. Returns the kernel's error ack
+    /// if the dump failed.
+    pub(crate) fn finish_dump(
+        &mut self,
+        seq: u32,
+        mut each: impl FnMut(&Msg<'_>) -> Result<(), NftError>,
+    ) -> Result<Option<Ack>, NftError> {
+        let mut done = false;
+        let mut failure = None;
+        while !done {
+            self.recv_with(false, |msg| {
+                if msg.seq != seq || done {
+                    return Ok(()); // stale answer to an earlier request
+                }
+                match msg.ty {
+                    NLMSG_DONE => done = true,
+                    NLMSG_NOOP => {}
+                    NLMSG_ERROR => {
+                        let ack = parse_ack(msg).map_err(NftError::Protocol)?;
+                        if ack.errno != 0 {
+                            failure = Some(ack);
+                        }
+                        done = true;
+                    }
+                    _ => each(msg)?,
+                }
+                Ok(())
+            })?;
+        }
+        Ok(failure)
     }
 }
 
