@@ -294,6 +294,22 @@ fn reconcile_restores_table_links_and_removes_orphans() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("rebuilt"));
     env.ok(&["verify"]);
 
+    // So is any one of palisade's tables on its own (here the arp table,
+    // with the inet table intact).
+    env.lab
+        .command(
+            std::path::Path::new("nft"),
+            &["delete", "table", "arp", "palisade"],
+            &[],
+        )
+        .unwrap();
+    let out = env.palisade(&["sandbox", "list"]);
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("rebuilt"),
+        "a missing arp table went unnoticed"
+    );
+    env.ok(&["verify"]);
+
     // An orphaned pal- interface goes; a deleted sandbox interface comes back.
     let iface = env.json(&["sandbox", "show", &a, "--json"])["network"]["host_interface"]
         .as_str()

@@ -16,6 +16,7 @@ mod netlink;
 mod netns;
 mod script;
 mod socket;
+mod tables;
 
 pub use counters::{RuleCounter, Verdict};
 pub use elements::ElementBytes;

@@ -140,14 +140,19 @@ impl Engine {
         Ok(palisade_core::compile::compile(&self.config, &sandboxes))
     }
 
-    /// True when palisade's inet table exists (one cheap netlink dump of a
-    /// small set).
+    /// True when every table palisade uses in this mode exists (one
+    /// `GETTABLE` request per family: O(1) whatever the tables hold).
     fn table_present(&mut self) -> Result<bool, EngineError> {
-        match self.nft.list_elements(Family::Inet, "internet4") {
-            Ok(_) => Ok(true),
-            Err(e) if e.errno() == Some(libc::ENOENT) => Ok(false),
-            Err(e) => Err(EngineError::ReadBack(Box::new(e))),
+        for family in palisade_core::compile::families(&self.config) {
+            let exists = self
+                .nft
+                .table_exists(family)
+                .map_err(|e| EngineError::ReadBack(Box::new(e)))?;
+            if !exists {
+                return Ok(false);
+            }
         }
+        Ok(true)
     }
 
     pub fn sandbox_views(&self, tenant: Option<&str>) -> Result<Vec<SandboxView>, EngineError> {
