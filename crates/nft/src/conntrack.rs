@@ -104,7 +104,7 @@ impl NftSocket {
         w.end_msg(m);
         self.send(w.as_bytes())?;
         let mut out = Vec::new();
-        let failure = self.finish_dump(seq, |msg| {
+        let (failure, _) = self.finish_dump(seq, |msg| {
             if msg.payload.len() < 4 {
                 return Ok(());
             }

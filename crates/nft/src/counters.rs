@@ -102,7 +102,7 @@ impl NftSocket {
 
         let mut out = Vec::new();
         let mut positions: std::collections::HashMap<String, usize> = Default::default();
-        let failure = self.finish_dump(seq, |msg| {
+        let (failure, _) = self.finish_dump(seq, |msg| {
             let Some((chain, handle, counted)) = parse_rule(msg.payload) else {
                 return Err(NftError::Protocol("malformed rule in dump".into()));
             };

@@ -340,34 +340,12 @@ impl NftSocket {
         self.send(w.as_bytes())?;
 
         let mut dump = Dump::default();
-        let mut done = false;
-        let mut failure = None;
-        while !done {
-            let mut had_elements = false;
-            self.recv_with(false, |msg| {
-                if msg.seq != seq || done {
-                    return Ok(()); // stale answer to an earlier request
-                }
-                match msg.ty {
-                    NLMSG_DONE => done = true,
-                    NLMSG_NOOP => {}
-                    NLMSG_ERROR => {
-                        let ack = parse_ack(msg).map_err(NftError::Protocol)?;
-                        if ack.errno != 0 {
-                            failure = Some(ack);
-                        }
-                        done = true;
-                    }
-                    _ => {
-                        had_elements = true;
-                        dump.interrupted |= msg.flags & NLM_F_DUMP_INTR != 0;
-                        parse_dump_message(msg.payload, &mut dump.elems);
-                    }
-                }
-                Ok(())
-            })?;
-            dump.datagrams += usize::from(had_elements);
-        }
+        let (failure, datagrams) = self.finish_dump(seq, |msg| {
+            dump.interrupted |= msg.flags & NLM_F_DUMP_INTR != 0;
+            parse_dump_message(msg.payload, &mut dump.elems);
+            Ok(())
+        })?;
+        dump.datagrams = datagrams;
         match failure {
             Some(ack) => Err(NftError::Kernel {
                 op: SetOp::List,

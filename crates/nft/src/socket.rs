@@ -255,15 +255,17 @@ impl NftSocket {
 impl NftSocket {
     /// Receives the answers to the dump request `seq` until the dump ends,
     /// handing every data message to `each`. Returns the kernel's error ack
-    /// if the dump failed.
+    /// if the dump failed, and how many datagrams carried data.
     pub(crate) fn finish_dump(
         &mut self,
         seq: u32,
         mut each: impl FnMut(&Msg<'_>) -> Result<(), NftError>,
-    ) -> Result<Option<Ack>, NftError> {
+    ) -> Result<(Option<Ack>, usize), NftError> {
         let mut done = false;
         let mut failure = None;
+        let mut datagrams = 0;
         while !done {
+            let mut had_data = false;
             self.recv_with(false, |msg| {
                 if msg.seq != seq || done {
                     return Ok(()); // stale answer to an earlier request
@@ -278,12 +280,16 @@ impl NftSocket {
                         }
                         done = true;
                     }
-                    _ => each(msg)?,
+                    _ => {
+                        had_data = true;
+                        each(msg)?
+                    }
                 }
                 Ok(())
             })?;
+            datagrams += usize::from(had_data);
         }
-        Ok(failure)
+        Ok((failure, datagrams))
     }
 }
 

@@ -385,6 +385,7 @@ impl Store {
     /// sandbox) already claims one of its host ports on a common address;
     /// checked and inserted in one transaction.
     pub fn add_exposure(&mut self, id: u64, exposure: &Exposure) -> Result<(), StoreError> {
+        let (proto, host_ip, host_first, host_last, guest_first) = columns(exposure);
         let tx = self.conn.transaction().map_err(q("begin"))?;
         let holder = {
             let mut stmt = tx
@@ -396,15 +397,9 @@ impl Store {
                      LIMIT 1",
                 )
                 .map_err(q("prepare"))?;
-            stmt.query_row(
-                params![
-                    exposure.proto.to_string(),
-                    exposure.host_ports.first,
-                    exposure.host_ports.last,
-                    exposure.host_ip.map(|a| a.to_string())
-                ],
-                |r| Ok((row_to_exposure(r)?, r.get::<_, String>(6)?)),
-            )
+            stmt.query_row(params![proto, host_first, host_last, host_ip], |r| {
+                Ok((row_to_exposure(r)?, r.get::<_, String>(6)?))
+            })
             .optional()
             .map_err(q("check host ports"))?
         };
@@ -422,14 +417,7 @@ impl Store {
         tx.execute(
             "INSERT INTO exposures(sandbox_id, proto, host_ip, host_first, host_last, guest_first)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-            params![
-                id,
-                exposure.proto.to_string(),
-                exposure.host_ip.map(|a| a.to_string()),
-                exposure.host_ports.first,
-                exposure.host_ports.last,
-                exposure.guest_ports.first
-            ],
+            params![id, proto, host_ip, host_first, host_last, guest_first],
         )
         .map_err(q("insert exposure"))?;
         tx.commit().map_err(q("commit"))
@@ -437,19 +425,13 @@ impl Store {
 
     /// Removes one exposure of sandbox `id`; false if it had no such one.
     pub fn remove_exposure(&mut self, id: u64, exposure: &Exposure) -> Result<bool, StoreError> {
+        let (proto, host_ip, host_first, host_last, guest_first) = columns(exposure);
         let n = self
             .conn
             .execute(
                 "DELETE FROM exposures WHERE sandbox_id = ?1 AND proto = ?2 AND host_ip IS ?3
                    AND host_first = ?4 AND host_last = ?5 AND guest_first = ?6",
-                params![
-                    id,
-                    exposure.proto.to_string(),
-                    exposure.host_ip.map(|a| a.to_string()),
-                    exposure.host_ports.first,
-                    exposure.host_ports.last,
-                    exposure.guest_ports.first
-                ],
+                params![id, proto, host_ip, host_first, host_last, guest_first],
             )
             .map_err(q("delete exposure"))?;
         Ok(n > 0)
@@ -497,6 +479,18 @@ fn row_to_record(r: &Row<'_>) -> rusqlite::Result<Result<SandboxRecord, StoreErr
 
 const SELECT_EXPOSURE: &str =
     "SELECT e.sandbox_id, e.proto, e.host_ip, e.host_first, e.host_last, e.guest_first FROM exposures e";
+
+/// The columns of an exposure row: protocol, host address (`NULL` for
+/// all), first and last host port, first sandbox port.
+fn columns(e: &Exposure) -> (String, Option<String>, u16, u16, u16) {
+    (
+        e.proto.to_string(),
+        e.host_ip.map(|a| a.to_string()),
+        e.host_ports.first,
+        e.host_ports.last,
+        e.guest_ports.first,
+    )
+}
 
 /// An exposure row: its sandbox id and the exposure (or why it is corrupt).
 type ExposureRow = (u64, Result<Exposure, String>);
