@@ -142,6 +142,29 @@ fn probes_prove_every_outcome_and_catch_a_broken_rule() {
     let p = find(vmp, &format!("sandbox {b1}"), &b1_4, "udp/9");
     assert_eq!(p["observed"], "dropped", "{p:#}");
 
+    // A tap a VMM holds cannot be written: reported unprobed, exit 1.
+    let tap = env.json(&["sandbox", "show", &vm, "--json"])["network"]["host_interface"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let held = env
+        .lab
+        .run(move || palisade_link::attach_tap(&tap))
+        .unwrap()
+        .unwrap();
+    let out = env.palisade(&["verify", "--probe", &vm, "--json", "--timeout-ms", "300"]);
+    assert!(!out.status.success(), "an unprobed tap passed");
+    let busy: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(busy["unprobed"], 1, "{busy:#}");
+    assert!(
+        busy["sandboxes"][0]["not_probed"]
+            .as_str()
+            .unwrap()
+            .contains("held by a running VMM"),
+        "{busy:#}"
+    );
+    drop(held);
+
     // Text output names each probe and ends with the totals.
     let text = env.ok(&["verify", "--probe", &a1, "--timeout-ms", "300"]);
     assert!(

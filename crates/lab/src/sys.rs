@@ -161,23 +161,30 @@ pub(crate) fn send_to(fd: BorrowedFd<'_>, buf: &[u8], addr: &SocketAddr) -> io::
 pub(crate) fn recv_from(fd: BorrowedFd<'_>, buf: &mut [u8]) -> io::Result<(usize, Option<IpAddr>)> {
     // SAFETY: all-zero is a valid sockaddr_storage.
     let mut ss: libc::sockaddr_storage = unsafe { mem::zeroed() };
-    let mut len = mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
-    // SAFETY: `buf` is a live mutable slice; `ss`/`len` describe writable
-    // storage for the sender's address.
+    let n = recv_with_address(fd, buf, &mut ss)?;
+    Ok((n, from_sockaddr(&ss).map(|a| a.ip())))
+}
+
+/// Non-blocking `recvfrom(2)` that stores the sender's address in `addr`,
+/// a plain C sockaddr struct (`sockaddr_storage`, `sockaddr_ll`...).
+fn recv_with_address<A>(fd: BorrowedFd<'_>, buf: &mut [u8], addr: &mut A) -> io::Result<usize> {
+    let mut len = mem::size_of::<A>() as libc::socklen_t;
+    // SAFETY: `buf` is a live mutable slice; `addr`/`len` describe writable
+    // storage of the given size for the sender's address.
     let n = unsafe {
         libc::recvfrom(
             fd.as_raw_fd(),
             buf.as_mut_ptr().cast(),
             buf.len(),
             libc::MSG_DONTWAIT,
-            (&mut ss as *mut libc::sockaddr_storage).cast(),
+            (addr as *mut A).cast(),
             &mut len,
         )
     };
     if n < 0 {
         return Err(io::Error::last_os_error());
     }
-    Ok((n as usize, from_sockaddr(&ss).map(|a| a.ip())))
+    Ok(n as usize)
 }
 
 /// Wait until `fd` is readable or `timeout` passes; `Ok(true)` if readable.
@@ -288,23 +295,8 @@ pub(crate) fn packet_capture_socket(ifindex: u32) -> io::Result<OwnedFd> {
 pub(crate) fn packet_recv(fd: BorrowedFd<'_>, buf: &mut [u8]) -> io::Result<(usize, u8)> {
     // SAFETY: all-zero is a valid sockaddr_ll.
     let mut sll: libc::sockaddr_ll = unsafe { mem::zeroed() };
-    let mut len = mem::size_of::<libc::sockaddr_ll>() as libc::socklen_t;
-    // SAFETY: `buf` is a live mutable slice; `sll`/`len` describe writable
-    // storage for the sender's link-level address.
-    let n = unsafe {
-        libc::recvfrom(
-            fd.as_raw_fd(),
-            buf.as_mut_ptr().cast(),
-            buf.len(),
-            libc::MSG_DONTWAIT,
-            (&mut sll as *mut libc::sockaddr_ll).cast(),
-            &mut len,
-        )
-    };
-    if n < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok((n as usize, sll.sll_pkttype))
+    let n = recv_with_address(fd, buf, &mut sll)?;
+    Ok((n, sll.sll_pkttype))
 }
 
 #[cfg(test)]

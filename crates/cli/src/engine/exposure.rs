@@ -58,18 +58,12 @@ impl Engine {
             why,
         };
         let proto: Proto = req.proto.parse().map_err(invalid)?;
-        let guest: PortRange = req
-            .port
-            .as_deref()
-            .ok_or_else(|| invalid("--port (the port inside the sandbox) is required".into()))?
-            .parse()
-            .map_err(|e: palisade_core::exposure::ExposureError| invalid(e.to_string()))?;
-        let host: PortRange = match &req.host_port {
-            Some(h) => h
-                .parse()
-                .map_err(|e: palisade_core::exposure::ExposureError| invalid(e.to_string()))?,
-            None => guest,
-        };
+        let guest = parse_range(req.port.as_deref())
+            .map_err(invalid)?
+            .ok_or_else(|| invalid("--port (the port inside the sandbox) is required".into()))?;
+        let host = parse_range(req.host_port.as_deref())
+            .map_err(invalid)?
+            .unwrap_or(guest);
         let host_ip = parse_host_ip(req.host_ip.as_deref()).map_err(invalid)?;
         let exposure =
             Exposure::new(proto, host_ip, host, guest).map_err(|e| invalid(e.to_string()))?;
@@ -102,16 +96,8 @@ impl Engine {
             why,
         };
         let proto: Proto = req.proto.parse().map_err(invalid)?;
-        let parse = |p: &Option<String>| -> Result<Option<PortRange>, EngineError> {
-            p.as_deref()
-                .map(|s| {
-                    s.parse()
-                        .map_err(|e: palisade_core::exposure::ExposureError| invalid(e.to_string()))
-                })
-                .transpose()
-        };
-        let guest = parse(&req.port)?;
-        let host = parse(&req.host_port)?;
+        let guest = parse_range(req.port.as_deref()).map_err(invalid)?;
+        let host = parse_range(req.host_port.as_deref()).map_err(invalid)?;
         let host_ip = parse_host_ip(req.host_ip.as_deref()).map_err(invalid)?;
         let doomed: Vec<Exposure> = record
             .exposures
@@ -158,6 +144,11 @@ impl Engine {
     fn view(&self, record: &SandboxRecord) -> SandboxView {
         SandboxView::new(&self.config, record, &self.model(record))
     }
+}
+
+fn parse_range(s: Option<&str>) -> Result<Option<PortRange>, String> {
+    s.map(|p| p.parse::<PortRange>().map_err(|e| e.to_string()))
+        .transpose()
 }
 
 fn parse_host_ip(s: Option<&str>) -> Result<Option<IpAddr>, String> {

@@ -484,7 +484,7 @@ impl Engine {
                 guest_mac: att.mac.0,
                 host_mac,
             }),
-            Err(e) if e.to_string().contains("EBUSY") || e.to_string().contains("busy") => Err(
+            Err(e) if e.errno() == Some(libc::EBUSY) => Err(
                 format!(
                     "tap {} is held by a running VMM; probe it before the VMM starts, or from inside the guest (docs/verify.md)",
                     att.host_iface
