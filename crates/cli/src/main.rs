@@ -4,7 +4,7 @@ use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand};
 use palisade::engine::{
     CreateRequest, DestroyOutcome, Engine, Expect, ExposeRequest, ProbeOptions, ProbeReport,
-    SandboxView, DEFAULT_INTERNET_TARGETS, DEFAULT_STATE_DIR,
+    SandboxView, UpdateRequest, DEFAULT_INTERNET_TARGETS, DEFAULT_STATE_DIR,
 };
 use palisade_core::config::Config;
 use palisade_core::model::SandboxKind;
@@ -84,6 +84,10 @@ enum Command {
 enum SandboxCommand {
     /// Create a sandbox and its isolated network attachment.
     Create(CreateArgs),
+    /// Change the policy of an existing sandbox (internet egress, allowed
+    /// ports) in one atomic update; its interface and address stay. A change
+    /// that narrows the policy also ends the connections it no longer allows.
+    Update(UpdateArgs),
     /// Remove a sandbox and everything it had (idempotent).
     Destroy {
         /// Sandbox name.
@@ -130,6 +134,32 @@ struct CreateArgs {
     /// e.g. tcp:443. Repeatable.
     #[arg(long, value_name = "PROTO:PORT")]
     allow: Vec<String>,
+    /// Print JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Args)]
+struct UpdateArgs {
+    /// Sandbox name.
+    name: String,
+    /// Turn internet egress on.
+    #[arg(long, conflicts_with = "no_internet")]
+    internet: bool,
+    /// Turn internet egress off.
+    #[arg(long)]
+    no_internet: bool,
+    /// Add PROTO:PORT (tcp or udp) to the ports internet egress is narrowed
+    /// to. Repeatable.
+    #[arg(long, value_name = "PROTO:PORT")]
+    allow: Vec<String>,
+    /// Remove PROTO:PORT from that list. Repeatable. Removing the last one
+    /// is refused: an empty list means every port (see --all-ports).
+    #[arg(long, value_name = "PROTO:PORT")]
+    revoke: Vec<String>,
+    /// Empty the list: internet egress to every port.
+    #[arg(long)]
+    all_ports: bool,
     /// Print JSON.
     #[arg(long)]
     json: bool,
@@ -317,6 +347,43 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 print_json(&view)?;
             } else {
                 print_sandbox(&view);
+            }
+        }
+        Command::Sandbox(SandboxCommand::Update(args)) => {
+            let mut engine = open(&cli)?;
+            let internet = match (args.internet, args.no_internet) {
+                (true, _) => Some(true),
+                (_, true) => Some(false),
+                _ => None,
+            };
+            let outcome = engine.update(
+                &args.name,
+                &UpdateRequest {
+                    internet,
+                    allow: args.allow.clone(),
+                    revoke: args.revoke.clone(),
+                    all_ports: args.all_ports,
+                },
+            )?;
+            if args.json {
+                print_json(&serde_json::json!({
+                    "changed": outcome.changed,
+                    "connections_forgotten": outcome.connections_forgotten,
+                    "sandbox": outcome.sandbox,
+                }))?;
+            } else {
+                if !outcome.changed {
+                    println!(
+                        "sandbox {} already has this policy; nothing changed",
+                        args.name
+                    );
+                } else if outcome.connections_forgotten > 0 {
+                    println!(
+                        "ended {} connection(s) the new policy no longer allows",
+                        outcome.connections_forgotten
+                    );
+                }
+                print_sandbox(&outcome.sandbox);
             }
         }
         Command::Sandbox(SandboxCommand::Destroy { name, json }) => {

@@ -5,10 +5,13 @@
 //! change and turned `ready` after the last one; `destroying` is written
 //! before teardown. A row in any state but `ready` is therefore an intent
 //! journal entry: after a crash the next command finds it in O(1) and
-//! finishes or rolls back that sandbox.
+//! finishes or rolls back that sandbox. A policy change (`sandbox update`)
+//! keeps the policy it replaces in a one-row journal until the kernel has it.
 
 mod lock;
 mod store;
 
 pub use lock::{StateLock, LOCK_FILE};
-pub use store::{NewSandbox, SandboxRecord, SandboxState, Store, StoreError, DB_FILE};
+pub use store::{
+    NewSandbox, PolicyColumns, SandboxRecord, SandboxState, Store, StoreError, DB_FILE,
+};

@@ -110,6 +110,21 @@ pub struct SandboxRecord {
     pub exposures: Vec<Exposure>,
 }
 
+/// The policy columns of a sandbox that `sandbox update` changes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PolicyColumns {
+    pub internet: bool,
+    pub allow: Vec<PortRule>,
+}
+
+fn allow_text(allow: &[PortRule]) -> String {
+    allow
+        .iter()
+        .map(|a| a.to_string())
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS meta (
     key TEXT PRIMARY KEY,
@@ -258,12 +273,7 @@ impl Store {
         } else {
             None
         };
-        let allow = new
-            .allow
-            .iter()
-            .map(|a| a.to_string())
-            .collect::<Vec<_>>()
-            .join(",");
+        let allow = allow_text(&new.allow);
         tx.execute(
             "INSERT INTO sandboxes(name, tenant_id, kind, internet, allow, state, netns_created, addr_offset, created_at)
              VALUES (?1, ?2, ?3, ?4, ?5, 'creating', ?6, ?7, strftime('%Y-%m-%dT%H:%M:%SZ', 'now'))",
@@ -315,6 +325,12 @@ impl Store {
             &format!("{SELECT} WHERE s.state != 'ready' ORDER BY s.id"),
             [],
         )
+    }
+
+    pub fn sandbox_by_id(&self, id: u64) -> Result<Option<SandboxRecord>, StoreError> {
+        Ok(self
+            .query(&format!("{SELECT} WHERE s.id = ?1"), [id])?
+            .pop())
     }
 
     pub fn sandbox(&self, name: &SandboxName) -> Result<Option<SandboxRecord>, StoreError> {
@@ -421,6 +437,92 @@ impl Store {
         )
         .map_err(q("insert exposure"))?;
         tx.commit().map_err(q("commit"))
+    }
+
+    /// Records a policy change of sandbox `id` (internet, allow list) and,
+    /// in the same transaction, a journal entry holding the policy it
+    /// replaces. The caller applies the kernel side, then calls
+    /// [`Store::finish_policy_update`]; a crash in between leaves the entry
+    /// for the next run's repair ([`Store::pending_policy_update`]).
+    pub fn begin_policy_update(
+        &mut self,
+        id: u64,
+        previous: &PolicyColumns,
+        next: &PolicyColumns,
+    ) -> Result<(), StoreError> {
+        let tx = self.conn.transaction().map_err(q("begin"))?;
+        tx.execute(
+            "UPDATE sandboxes SET internet = ?1, allow = ?2 WHERE id = ?3",
+            params![next.internet, allow_text(&next.allow), id],
+        )
+        .map_err(q(format!("update the policy of sandbox {id}")))?;
+        tx.execute(
+            "INSERT INTO meta(key, value) VALUES ('pending_policy', ?1)
+             ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+            [format!(
+                "{id}|{}|{}",
+                u8::from(previous.internet),
+                allow_text(&previous.allow)
+            )],
+        )
+        .map_err(q("write the policy journal"))?;
+        tx.commit().map_err(q("commit"))
+    }
+
+    /// Clears the journal entry of [`Store::begin_policy_update`]; with
+    /// `restore`, also puts the sandbox's previous policy back (the kernel
+    /// refused the change).
+    pub fn finish_policy_update(
+        &mut self,
+        restore: Option<(u64, &PolicyColumns)>,
+    ) -> Result<(), StoreError> {
+        let tx = self.conn.transaction().map_err(q("begin"))?;
+        if let Some((id, previous)) = restore {
+            tx.execute(
+                "UPDATE sandboxes SET internet = ?1, allow = ?2 WHERE id = ?3",
+                params![previous.internet, allow_text(&previous.allow), id],
+            )
+            .map_err(q(format!("restore the policy of sandbox {id}")))?;
+        }
+        tx.execute("DELETE FROM meta WHERE key = 'pending_policy'", [])
+            .map_err(q("clear the policy journal"))?;
+        tx.commit().map_err(q("commit"))
+    }
+
+    /// The policy change an interrupted run left: the sandbox's id and the
+    /// policy the change replaced. O(1): one primary-key lookup.
+    pub fn pending_policy_update(&self) -> Result<Option<(u64, PolicyColumns)>, StoreError> {
+        let value: Option<String> = self
+            .conn
+            .query_row(
+                "SELECT value FROM meta WHERE key = 'pending_policy'",
+                [],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(q("read the policy journal"))?;
+        let Some(value) = value else { return Ok(None) };
+        let corrupt = || StoreError::Corrupt {
+            sandbox: "(policy journal)".into(),
+            what: format!("pending_policy = {value:?}"),
+        };
+        let mut parts = value.splitn(3, '|');
+        let (Some(id), Some(internet), Some(allow)) = (parts.next(), parts.next(), parts.next())
+        else {
+            return Err(corrupt());
+        };
+        let id: u64 = id.parse().map_err(|_| corrupt())?;
+        let internet = match internet {
+            "0" => false,
+            "1" => true,
+            _ => return Err(corrupt()),
+        };
+        let allow = allow
+            .split(',')
+            .filter(|s| !s.is_empty())
+            .map(|s| s.parse::<PortRule>().map_err(|_| corrupt()))
+            .collect::<Result<_, _>>()?;
+        Ok(Some((id, PolicyColumns { internet, allow })))
     }
 
     /// Removes one exposure of sandbox `id`; false if it had no such one.
@@ -540,6 +642,45 @@ mod tests {
     }
 
     const RANGE: OffsetRange = OffsetRange { first: 2, last: 6 };
+
+    #[test]
+    fn policy_update_journal_round_trip() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = Store::open(dir.path()).unwrap();
+        let a = s
+            .insert_sandbox(&new("a", "t1", SandboxKind::Netns), RANGE)
+            .unwrap();
+        assert_eq!(s.pending_policy_update().unwrap(), None);
+        let previous = PolicyColumns {
+            internet: a.internet,
+            allow: a.allow.clone(),
+        };
+        let next = PolicyColumns {
+            internet: true,
+            allow: vec!["tcp:443".parse().unwrap(), "udp:53".parse().unwrap()],
+        };
+        s.begin_policy_update(a.id, &previous, &next).unwrap();
+        let stored = s.sandbox(&a.name).unwrap().unwrap();
+        assert_eq!(stored.allow, next.allow);
+        assert_eq!(
+            s.pending_policy_update().unwrap(),
+            Some((a.id, previous.clone()))
+        );
+        // Kernel refused: the previous policy comes back, the journal goes.
+        s.finish_policy_update(Some((a.id, &previous))).unwrap();
+        assert_eq!(s.sandbox(&a.name).unwrap().unwrap().allow, previous.allow);
+        assert_eq!(s.pending_policy_update().unwrap(), None);
+        // Success: the new policy stays.
+        let open_all = PolicyColumns {
+            internet: true,
+            allow: vec![],
+        };
+        s.begin_policy_update(a.id, &previous, &open_all).unwrap();
+        s.finish_policy_update(None).unwrap();
+        let stored = s.sandbox(&a.name).unwrap().unwrap();
+        assert!(stored.internet && stored.allow.is_empty());
+        assert_eq!(s.pending_policy_update().unwrap(), None);
+    }
 
     #[test]
     fn insert_list_state_delete() {

@@ -160,26 +160,33 @@ impl Engine {
                     source: Box::new(source),
                 })?;
         }
-        if let Some(att) = &sandbox.attachment {
-            // The address goes back to the pool: its connections must not
-            // carry over to the next sandbox that gets it.
-            match self
-                .nft
-                .forget_connections(&[att.ipv4.into(), att.ipv6.into()])
-            {
-                Ok(_) => {}
-                // No conntrack netlink in this kernel: no entries to forget.
-                Err(e) if matches!(e.errno(), Some(libc::EOPNOTSUPP | libc::EPROTONOSUPPORT)) => {}
-                Err(source) => {
-                    return Err(EngineError::Conntrack {
-                        sandbox: sandbox.name.to_string(),
-                        source: Box::new(source),
-                    })
-                }
-            }
-        }
+        // The address goes back to the pool: its connections must not carry
+        // over to the next sandbox that gets it.
+        self.forget_sandbox_connections(sandbox)?;
         self.store.delete_sandbox(record.id)?;
         Ok(())
+    }
+
+    /// Deletes the conntrack entries of the sandbox's addresses; returns how
+    /// many. A kernel without conntrack netlink has none to forget.
+    pub(super) fn forget_sandbox_connections(
+        &mut self,
+        sandbox: &Sandbox,
+    ) -> Result<usize, EngineError> {
+        let Some(att) = &sandbox.attachment else {
+            return Ok(0);
+        };
+        match self
+            .nft
+            .forget_connections(&[att.ipv4.into(), att.ipv6.into()])
+        {
+            Ok(n) => Ok(n),
+            Err(e) if matches!(e.errno(), Some(libc::EOPNOTSUPP | libc::EPROTONOSUPPORT)) => Ok(0),
+            Err(source) => Err(EngineError::Conntrack {
+                sandbox: sandbox.name.to_string(),
+                source: Box::new(source),
+            }),
+        }
     }
 
     /// Destroys a sandbox; destroying one that does not exist is not an error.

@@ -11,6 +11,7 @@ mod plumbing;
 mod probe;
 mod reconcile;
 mod status;
+mod update;
 mod verify;
 mod view;
 
@@ -21,6 +22,7 @@ pub use probe::{
     Expect, ProbeOptions, ProbeReport, ProbeResult, SandboxProbes, DEFAULT_INTERNET_TARGETS,
 };
 pub use reconcile::RepairReport;
+pub use update::{UpdateOutcome, UpdateRequest};
 pub use verify::{Difference, VerifyReport};
 pub use view::{SandboxView, StatusView};
 

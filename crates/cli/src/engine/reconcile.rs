@@ -18,6 +18,8 @@ pub struct RepairReport {
     pub rolled_back: Vec<String>,
     /// Interrupted destroys finished.
     pub finished_destroys: Vec<String>,
+    /// Interrupted policy changes (`sandbox update`) finished.
+    pub finished_updates: Vec<String>,
     /// The tables were missing or replaced and have been rebuilt.
     pub table_rebuilt: bool,
     /// Interfaces of palisade's with no sandbox, removed.
@@ -44,6 +46,11 @@ impl RepairReport {
         for n in &self.finished_destroys {
             out.push(format!(
                 "finished the interrupted destruction of sandbox {n}"
+            ));
+        }
+        for n in &self.finished_updates {
+            out.push(format!(
+                "finished the interrupted policy change of sandbox {n}"
             ));
         }
         if self.table_rebuilt {
@@ -78,11 +85,21 @@ impl Engine {
             }
         }
         if full || !self.table_present()? {
+            // The rebuild compiles the stored policy, which is what an
+            // interrupted policy change was heading for.
+            if let Some((id, _)) = self.store.pending_policy_update()? {
+                if let Some(r) = self.store.sandbox_by_id(id)? {
+                    report.finished_updates.push(r.name.to_string());
+                }
+            }
             let full = self.reconcile()?;
+            self.store.finish_policy_update(None)?;
             report.table_rebuilt = true;
             report.orphan_links_removed = full.orphan_links_removed;
             report.links_restored = full.links_restored;
             report.unfixable = full.unfixable;
+        } else if let Some(name) = self.finish_interrupted_update()? {
+            report.finished_updates.push(name);
         }
         Ok(report)
     }
