@@ -1,0 +1,145 @@
+//! Data plane: one iperf3 TCP stream between two namespaces of the lab,
+//! timed with and without a firewall in the same run.
+
+use crate::series::median;
+use anyhow::{bail, Context, Result};
+use palisade_link::{RouteSpec, Rtnl, VethSpec};
+use serde::{Deserialize, Serialize};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpStream};
+use std::os::fd::AsFd;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+const PORT: &str = "5201";
+
+/// Throughputs (Gbit/s) with the firewall loaded and without, per round.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Ratio {
+    pub with: Vec<f64>,
+    pub without: Vec<f64>,
+}
+
+impl Ratio {
+    /// Medians (with, without) and their ratio.
+    pub fn medians(&self) -> (f64, f64, f64) {
+        let with = median(&mut self.with.clone());
+        let without = median(&mut self.without.clone());
+        (with, without, with / without)
+    }
+}
+
+/// An iperf3 server in one namespace and the client side in another.
+pub struct Pair {
+    server: Child,
+    client_ns: PathBuf,
+    server_ip: String,
+}
+
+impl Pair {
+    pub fn start(client_ns: PathBuf, server_ns: PathBuf, server_ip: String) -> Result<Pair> {
+        let server = Command::new("nsenter")
+            .arg(format!("--net={}", server_ns.display()))
+            .args(["iperf3", "-s", "-p", PORT])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .context("start iperf3 -s (is iperf3 installed?)")?;
+        let pair = Pair {
+            server,
+            client_ns,
+            server_ip,
+        };
+        // Wait until the server listens (probed from inside its namespace).
+        let addr: SocketAddr = format!("{}:{PORT}", pair.server_ip).parse()?;
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            let up = palisade_link::run_in_netns(&server_ns, move || {
+                TcpStream::connect_timeout(&addr, Duration::from_millis(100)).is_ok()
+            })?;
+            if up {
+                break;
+            }
+            if Instant::now() > deadline {
+                bail!("iperf3 server on {addr} did not start listening");
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Ok(pair)
+    }
+
+    /// One run of `seconds`; the receiver's throughput in Gbit/s.
+    pub fn gbits(&self, seconds: u32) -> Result<f64> {
+        let out = Command::new("nsenter")
+            .arg(format!("--net={}", self.client_ns.display()))
+            .args(["iperf3", "-c", &self.server_ip, "-p", PORT, "-J", "-t"])
+            .arg(seconds.to_string())
+            .output()
+            .context("run iperf3 -c")?;
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).with_context(|| {
+            format!(
+                "iperf3 -c printed no JSON: {}",
+                String::from_utf8_lossy(&out.stderr)
+            )
+        })?;
+        if let Some(e) = v.get("error").and_then(|e| e.as_str()) {
+            bail!("iperf3 -c {}: {e}", self.server_ip);
+        }
+        v["end"]["sum_received"]["bits_per_second"]
+            .as_f64()
+            .map(|b| b / 1e9)
+            .context("iperf3 JSON without end.sum_received.bits_per_second")
+    }
+}
+
+impl Drop for Pair {
+    fn drop(&mut self) {
+        let _ = self.server.kill();
+        let _ = self.server.wait();
+    }
+}
+
+/// Two plain namespaces routed through the lab host with a veth each and
+/// no firewall of palisade's: the pair the iptables peer's rules sit in
+/// front of. Returns (client netns, server netns, server address).
+pub fn plain_pair() -> Result<(PathBuf, PathBuf, String)> {
+    let mut host = Rtnl::open()?;
+    let mut paths = Vec::new();
+    for (n, (name, host_if)) in [("pa", "vpa"), ("pb", "vpb")].into_iter().enumerate() {
+        palisade_link::create_named_netns(name)?;
+        let path = palisade_link::netns_path(name);
+        let ns = palisade_link::open_netns(&path)?;
+        let index = host.create_veth(&VethSpec {
+            host_name: host_if.into(),
+            host_mac: None,
+            peer_name: "eth0".into(),
+            peer_mac: None,
+            peer_netns: Some(ns.as_fd()),
+        })?;
+        let gw = Ipv4Addr::new(10, 77, n as u8, 1);
+        let me = Ipv4Addr::new(10, 77, n as u8, 2);
+        host.add_address(index, IpAddr::V4(gw), 24)?;
+        host.set_up(index)?;
+        let mut inner = Rtnl::open_in(&path)?;
+        if let Some(lo) = inner.link_index("lo")? {
+            inner.set_up(lo)?;
+        }
+        let eth = inner
+            .link_index("eth0")?
+            .context("eth0 in the pair namespace")?;
+        inner.add_address(eth, IpAddr::V4(me), 24)?;
+        inner.set_up(eth)?;
+        inner.add_route(&RouteSpec {
+            dest: IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+            prefix_len: 0,
+            oif: eth,
+            gateway: Some(IpAddr::V4(gw)),
+            onlink: false,
+            source: None,
+        })?;
+        paths.push(path);
+    }
+    let server = paths.pop().expect("two");
+    let client = paths.pop().expect("two");
+    Ok((client, server, "10.77.1.2".into()))
+}

@@ -1,0 +1,323 @@
+//! palisade under test: in-process through the engine (what the daemon and
+//! any long-lived caller use), and as one `palisade` process per call.
+//!
+//! The series itself is "attach to a namespace that already exists": the
+//! namespace is made untimed (`prepare`), as a runtime hands one over, and
+//! palisade adopts it. At every level the other figures are taken on the
+//! same lab: a sandbox with its own new namespace, a policy-only change,
+//! `verify`, `init` after the tables were deleted, the CLI, and memory.
+
+use crate::lab::SCRATCH;
+use crate::proc::{own_memory_kib, run_peak_rss, run_timed};
+use crate::series::{median, ms, Point, Subject};
+use anyhow::{bail, Context, Result};
+use palisade::engine::{CreateRequest, DestroyOutcome, Engine, UpdateRequest};
+use palisade_core::config::Config;
+use palisade_core::model::SandboxKind;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+/// The lab's configuration: an uplink (a dummy) so that half the sandboxes
+/// can have internet egress, and same-tenant traffic allowed so the data
+/// plane test has two sandboxes that may talk.
+pub const CONFIG: &str =
+    "[network]\nuplink = \"up0\"\n[isolation]\ninter_sandbox = \"same-tenant\"\n";
+
+/// Tenants the filled sandboxes are spread over.
+const TENANTS: usize = 50;
+
+pub struct Palisade {
+    engine: Option<Engine>,
+    config: Config,
+    config_path: PathBuf,
+    state_dir: PathBuf,
+    cli: PathBuf,
+    reps: usize,
+}
+
+fn name(i: usize) -> String {
+    format!("c{i}")
+}
+
+/// The policy of filled sandbox `i`: every other one has internet egress
+/// narrowed to one port, so the sets hold both kinds.
+fn request(i: usize, name: String) -> CreateRequest {
+    let internet = i.is_multiple_of(2);
+    CreateRequest {
+        name,
+        tenant: format!("t{}", i % TENANTS),
+        kind: SandboxKind::Netns,
+        internet,
+        allow: if internet {
+            vec!["tcp:443".into()]
+        } else {
+            vec![]
+        },
+    }
+}
+
+impl Palisade {
+    pub fn new(reps: usize) -> Result<Palisade> {
+        crate::lab::add_uplink("up0")?;
+        let dir = Path::new(SCRATCH).join("palisade");
+        std::fs::create_dir_all(&dir)?;
+        let config_path = dir.join("palisade.toml");
+        std::fs::write(&config_path, CONFIG)?;
+        let config = Config::from_toml(&config_path.display().to_string(), CONFIG)?;
+        let state_dir = dir.join("state");
+        let (engine, _) = Engine::open_init(config.clone(), &state_dir)?;
+        let cli = std::env::current_exe()?
+            .parent()
+            .context("the benchmark's directory")?
+            .join("palisade");
+        if !cli.exists() {
+            bail!(
+                "{} not found: build it with the benchmark (cargo build --release -p palisade -p palisade-bench)",
+                cli.display()
+            );
+        }
+        Ok(Palisade {
+            engine: Some(engine),
+            config,
+            config_path,
+            state_dir,
+            cli,
+            reps,
+        })
+    }
+
+    fn engine(&mut self) -> Result<&mut Engine> {
+        if self.engine.is_none() {
+            let (engine, _) = Engine::open(self.config.clone(), &self.state_dir)?;
+            self.engine = Some(engine);
+        }
+        Ok(self.engine.as_mut().expect("just opened"))
+    }
+
+    fn create(&mut self, req: &CreateRequest) -> Result<()> {
+        self.engine()?.create(req)?;
+        Ok(())
+    }
+
+    fn destroy(&mut self, name: &str) -> Result<()> {
+        match self.engine()?.destroy(name)? {
+            DestroyOutcome::Destroyed(_) => Ok(()),
+            DestroyOutcome::NotFound => bail!("sandbox {name} was not there to destroy"),
+        }
+    }
+
+    /// Runs the CLI with the lab's config and state; returns its wall time.
+    fn cli(&self, args: &[&str]) -> Result<Duration> {
+        Ok(run_timed(&self.cli, &self.cli_args(args), &[], None)?.1)
+    }
+
+    fn cli_args<'a>(&'a self, args: &[&'a str]) -> Vec<&'a str> {
+        let mut full = vec![
+            "--config",
+            self.config_path.to_str().expect("utf-8 path"),
+            "--state-dir",
+            self.state_dir.to_str().expect("utf-8 path"),
+        ];
+        full.extend_from_slice(args);
+        full
+    }
+
+    fn delete_tables(&self) -> Result<()> {
+        for family in palisade_core::compile::families(&self.config) {
+            crate::proc::run_quiet(
+                Path::new("nft"),
+                &[
+                    "delete",
+                    "table",
+                    family.keyword(),
+                    palisade_core::element::TABLE,
+                ],
+            )?;
+        }
+        Ok(())
+    }
+
+    /// Figures at this level besides the adopted attach/detach.
+    fn measure_extras(&mut self, present: usize, point: &mut Point) -> Result<()> {
+        let reps = self.reps;
+        let push = |point: &mut Point, what: &str, mut v: Vec<f64>| {
+            let m = median(&mut v);
+            eprintln!("[palisade]   {what}: {m:.2}");
+            point.extra.push((what.to_string(), m));
+        };
+
+        // A sandbox with its own new namespace, created and destroyed.
+        let own = request(1, "own".into());
+        let (mut create, mut destroy) = (Vec::new(), Vec::new());
+        for _ in 0..reps {
+            let t0 = Instant::now();
+            self.create(&own)?;
+            let t1 = Instant::now();
+            self.destroy("own")?;
+            create.push(ms(t1 - t0));
+            destroy.push(ms(t1.elapsed()));
+        }
+        push(point, "own_create_ms", create);
+        push(point, "own_destroy_ms", destroy);
+
+        // Policy-only change: internet egress toggled on one sandbox.
+        palisade_link::create_named_netns("upd")?;
+        self.create(&request(1, "upd".into()))?;
+        let mut update = Vec::new();
+        for r in 0..2 * reps {
+            let req = UpdateRequest {
+                internet: Some(r.is_multiple_of(2)),
+                ..Default::default()
+            };
+            let t0 = Instant::now();
+            let outcome = self.engine()?.update("upd", &req)?;
+            update.push(ms(t0.elapsed()));
+            if !outcome.changed {
+                bail!("update {r} of sandbox upd changed nothing");
+            }
+        }
+        push(point, "update_ms", update);
+
+        // verify of everything, in-process; fewer runs where it is long.
+        let runs = if present >= 1000 { 3 } else { reps.min(5) };
+        let mut verify = Vec::new();
+        for _ in 0..runs {
+            let t0 = Instant::now();
+            let report = self.engine()?.verify(None)?;
+            verify.push(ms(t0.elapsed()));
+            if !report.ok() {
+                bail!(
+                    "verify found differences at {present} sandboxes: {:?}",
+                    report.differences.first()
+                );
+            }
+        }
+        push(point, "verify_ms", verify);
+
+        // init after palisade's tables were deleted: the full reconcile.
+        let mut init = Vec::new();
+        for _ in 0..runs {
+            self.delete_tables()?;
+            self.engine = None;
+            let t0 = Instant::now();
+            let (engine, report) = Engine::open_init(self.config.clone(), &self.state_dir)?;
+            init.push(ms(t0.elapsed()));
+            if !report.table_rebuilt || !report.unfixable.is_empty() {
+                bail!("init after the tables were deleted did not rebuild cleanly: {report:?}");
+            }
+            self.engine = Some(engine);
+        }
+        push(point, "init_ms", init);
+
+        point
+            .extra
+            .push(("rss_mib".into(), own_memory_kib("VmRSS")? as f64 / 1024.0));
+
+        // One process per call: the engine's lock is released meanwhile.
+        self.engine = None;
+        palisade_link::create_named_netns("cli")?;
+        let (mut create, mut destroy, mut update) = (Vec::new(), Vec::new(), Vec::new());
+        for r in 0..reps {
+            create.push(ms(
+                self.cli(&["sandbox", "create", "cli", "--tenant", "t1"])?
+            ));
+            update.push(ms(self.cli(&[
+                "sandbox",
+                "update",
+                "upd",
+                if r.is_multiple_of(2) {
+                    "--internet"
+                } else {
+                    "--no-internet"
+                },
+            ])?));
+            destroy.push(ms(self.cli(&["sandbox", "destroy", "cli"])?));
+        }
+        palisade_link::delete_named_netns("cli")?;
+        push(point, "cli_create_ms", create);
+        push(point, "cli_destroy_ms", destroy);
+        push(point, "cli_update_ms", update);
+        let (rss, took) = run_peak_rss(&self.cli, &self.cli_args(&["verify"]))?;
+        point.extra.push(("cli_verify_ms".into(), ms(took)));
+        point
+            .extra
+            .push(("cli_verify_peak_rss_mib".into(), rss as f64 / 1024.0));
+        let (rss, _) = run_peak_rss(&self.cli, &self.cli_args(&["sandbox", "list"]))?;
+        point
+            .extra
+            .push(("cli_list_peak_rss_mib".into(), rss as f64 / 1024.0));
+
+        self.destroy("upd")?;
+        palisade_link::delete_named_netns("upd")?;
+        Ok(())
+    }
+
+    /// Two sandboxes of one tenant moving TCP with iperf3, with the whole
+    /// table loaded, against the same pair with palisade's tables deleted;
+    /// rounds alternate so drift on the shared machine hits both alike.
+    pub fn dataplane(&mut self, rounds: usize, seconds: u32) -> Result<crate::dataplane::Ratio> {
+        for n in ["dp-a", "dp-b"] {
+            palisade_link::create_named_netns(n)?;
+            self.create(&CreateRequest {
+                name: n.into(),
+                tenant: "dp".into(),
+                kind: SandboxKind::Netns,
+                internet: false,
+                allow: vec![],
+            })?;
+        }
+        let server_ip = self
+            .engine()?
+            .sandbox_view("dp-b")?
+            .network
+            .context("dp-b has an address")?
+            .ipv4;
+        let server_ip = server_ip.split('/').next().unwrap_or_default().to_string();
+        let pair = crate::dataplane::Pair::start(
+            palisade_link::netns_path("dp-a"),
+            palisade_link::netns_path("dp-b"),
+            server_ip,
+        )?;
+        let mut ratio = crate::dataplane::Ratio::default();
+        for round in 0..rounds {
+            ratio.with.push(pair.gbits(seconds)?);
+            self.delete_tables()?;
+            ratio.without.push(pair.gbits(seconds)?);
+            self.engine = None;
+            let (engine, _) = Engine::open_init(self.config.clone(), &self.state_dir)?;
+            self.engine = Some(engine);
+            eprintln!(
+                "[palisade] data plane round {}: {:.2} Gbit/s with palisade, {:.2} without",
+                round + 1,
+                ratio.with.last().copied().unwrap_or_default(),
+                ratio.without.last().copied().unwrap_or_default()
+            );
+        }
+        drop(pair);
+        for n in ["dp-a", "dp-b"] {
+            self.destroy(n)?;
+            palisade_link::delete_named_netns(n)?;
+        }
+        Ok(ratio)
+    }
+}
+
+impl Subject for Palisade {
+    fn prepare(&mut self, i: usize) -> Result<()> {
+        palisade_link::create_named_netns(&name(i))?;
+        Ok(())
+    }
+    fn attach(&mut self, i: usize) -> Result<()> {
+        self.create(&request(i, name(i)))
+    }
+    fn detach(&mut self, i: usize) -> Result<()> {
+        self.destroy(&name(i))
+    }
+    fn unprepare(&mut self, i: usize) -> Result<()> {
+        palisade_link::delete_named_netns(&name(i))?;
+        Ok(())
+    }
+    fn at_level(&mut self, present: usize, point: &mut Point) -> Result<()> {
+        self.measure_extras(present, point)
+    }
+}

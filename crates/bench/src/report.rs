@@ -1,0 +1,262 @@
+//! The markdown report: medians per k for every system, palisade's ratio to
+//! each peer, palisade's own figures, the data plane, memory, and the
+//! issue's targets with whether each was met.
+
+use crate::series::{Point, Series};
+use crate::{Outcome, System};
+use std::fmt::Write;
+
+fn series(outcomes: &[Outcome], system: System) -> Option<&Series> {
+    outcomes
+        .iter()
+        .find(|o| o.system == system)
+        .and_then(|o| o.series.as_ref())
+}
+
+fn point(s: Option<&Series>, k: usize) -> Option<&Point> {
+    s?.points.iter().find(|p| p.k == k)
+}
+
+fn extra(p: Option<&Point>, name: &str) -> Option<f64> {
+    p?.extra.iter().find(|(n, _)| n == name).map(|(_, v)| *v)
+}
+
+fn cell(v: Option<f64>) -> String {
+    match v {
+        Some(v) if v.is_finite() && v >= 100.0 => format!("{v:.0}"),
+        Some(v) if v.is_finite() && v >= 10.0 => format!("{v:.1}"),
+        Some(v) if v.is_finite() => format!("{v:.2}"),
+        _ => "—".into(),
+    }
+}
+
+fn ratio(peer: Option<f64>, ours: Option<f64>) -> String {
+    match (peer, ours) {
+        (Some(p), Some(o)) if o > 0.0 => format!("{:.0}x", p / o),
+        _ => "—".into(),
+    }
+}
+
+fn machine() -> String {
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|c| {
+            c.lines().find_map(|l| {
+                l.strip_prefix("model name")
+                    .map(|v| v.trim_start_matches([' ', '\t', ':']).to_string())
+            })
+        })
+        .unwrap_or_else(|| "unknown CPU".into());
+    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+    let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease")
+        .map(|s| s.trim().to_string())
+        .unwrap_or_default();
+    format!("{cores} cores ({cpu}), Linux {kernel}")
+}
+
+pub fn render(outcomes: &[Outcome], levels: &[usize], reps: usize) -> String {
+    let pal = series(outcomes, System::Palisade);
+    let nv = series(outcomes, System::Netavark);
+    let cni = series(outcomes, System::Cni);
+    let ipt = series(outcomes, System::Iptables);
+    let mut out = String::new();
+    let w = &mut out;
+    let _ = writeln!(w, "Machine: {}. Medians of {reps} timed runs of the k-th attachment with k - 1 present; ms unless stated.\n", machine());
+
+    for (title, pick) in [
+        ("Attach one sandbox to a namespace that already exists (palisade: veth, addresses, routes, rules, store; netavark `setup`; CNI `ADD` of bridge + firewall + portmap; iptables: 3 calls, rules only)", true),
+        ("Detach it again (netavark `teardown`, CNI `DEL`)", false),
+    ] {
+        let get = |p: Option<&Point>| p.map(|p| if pick { p.attach_ms } else { p.detach_ms });
+        let cli = if pick { "cli_create_ms" } else { "cli_destroy_ms" };
+        let _ = writeln!(w, "### {title}\n");
+        let _ = writeln!(w, "| k | palisade | palisade CLI | netavark | CNI plugins | iptables | netavark ÷ palisade | CNI ÷ palisade | iptables ÷ palisade |");
+        let _ = writeln!(w, "|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+        for &k in levels {
+            let ours = get(point(pal, k));
+            let (a, b, c) = (get(point(nv, k)), get(point(cni, k)), get(point(ipt, k)));
+            let _ = writeln!(
+                w,
+                "| {k} | {} | {} | {} | {} | {} | {} | {} | {} |",
+                cell(ours),
+                cell(extra(point(pal, k), cli)),
+                cell(a),
+                cell(b),
+                cell(c),
+                ratio(a, ours),
+                ratio(b, ours),
+                ratio(c, ours)
+            );
+        }
+        let _ = writeln!(w);
+    }
+
+    let _ = writeln!(w, "### palisade's other figures\n");
+    let _ = writeln!(w, "| k | create with own netns | destroy with own netns | policy change | policy change (CLI) | verify | verify (CLI) | init after tables deleted | RSS of the process holding k (MiB) | peak RSS of `palisade verify` (MiB) |");
+    let _ = writeln!(w, "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+    for &k in levels {
+        let p = point(pal, k);
+        let _ = writeln!(
+            w,
+            "| {k} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+            cell(extra(p, "own_create_ms")),
+            cell(extra(p, "own_destroy_ms")),
+            cell(extra(p, "update_ms")),
+            cell(extra(p, "cli_update_ms")),
+            cell(extra(p, "verify_ms")),
+            cell(extra(p, "cli_verify_ms")),
+            cell(extra(p, "init_ms")),
+            cell(extra(p, "rss_mib")),
+            cell(extra(p, "cli_verify_peak_rss_mib")),
+        );
+    }
+    let _ = writeln!(w);
+
+    let _ = writeln!(
+        w,
+        "### Data plane: one iperf3 TCP stream between two sandboxes\n"
+    );
+    let _ = writeln!(
+        w,
+        "| firewall | other sandboxes loaded | with (Gbit/s) | without (Gbit/s) | ratio | rounds |"
+    );
+    let _ = writeln!(w, "|---|---:|---:|---:|---:|---:|");
+    for o in outcomes {
+        if let Some(r) = &o.dataplane {
+            let (with, without, q) = r.medians();
+            let what = match o.system {
+                System::Palisade => "palisade (one table, sets)",
+                System::Iptables => "iptables (a chain per sandbox)",
+                _ => continue,
+            };
+            let _ = writeln!(
+                w,
+                "| {what} | {} | {with:.2} | {without:.2} | {q:.3} | {} |",
+                o.dataplane_present,
+                r.with.len()
+            );
+        }
+    }
+    let _ = writeln!(w);
+
+    let _ = writeln!(w, "### Targets\n");
+    let _ = writeln!(w, "| target | measured | met |");
+    let _ = writeln!(w, "|---|---:|:---:|");
+    let top = pal.and_then(|s| s.points.last());
+    let first = point(pal, 1);
+    let kk = top.map_or(0, |p| p.k);
+    let mut target = |what: String, v: Option<f64>, ok: fn(f64) -> bool, unit: &str| {
+        let (shown, met) = match v {
+            Some(v) if v.is_finite() => (
+                format!("{} {unit}", cell(Some(v))),
+                if ok(v) { "yes" } else { "**no**" },
+            ),
+            _ => ("—".into(), "not measured"),
+        };
+        let _ = writeln!(w, "| {what} | {shown} | {met} |");
+    };
+    let at = |name: &str| extra(top, name);
+    let rel = |a: Option<f64>, b: Option<f64>| Some(a? / b?);
+    target(
+        format!("attach to an existing namespace at k = {kk} ≤ 2 ms"),
+        top.map(|p| p.attach_ms),
+        |v| v <= 2.0,
+        "ms",
+    );
+    target(
+        format!("detach at k = {kk} ≤ 2 ms"),
+        top.map(|p| p.detach_ms),
+        |v| v <= 2.0,
+        "ms",
+    );
+    target(
+        format!("create with own namespace at k = {kk} ≤ 5 ms"),
+        at("own_create_ms"),
+        |v| v <= 5.0,
+        "ms",
+    );
+    target(
+        format!("destroy with own namespace at k = {kk} ≤ 5 ms"),
+        at("own_destroy_ms"),
+        |v| v <= 5.0,
+        "ms",
+    );
+    target(
+        format!("attach k = {kk} ÷ k = 1 ≤ 1.5"),
+        rel(top.map(|p| p.attach_ms), first.map(|p| p.attach_ms)),
+        |v| v <= 1.5,
+        "",
+    );
+    target(
+        format!("detach k = {kk} ÷ k = 1 ≤ 1.5"),
+        rel(top.map(|p| p.detach_ms), first.map(|p| p.detach_ms)),
+        |v| v <= 1.5,
+        "",
+    );
+    target(
+        format!("own-namespace create k = {kk} ÷ k = 1 ≤ 1.5"),
+        rel(at("own_create_ms"), extra(first, "own_create_ms")),
+        |v| v <= 1.5,
+        "",
+    );
+    target(
+        format!("own-namespace destroy k = {kk} ÷ k = 1 ≤ 1.5"),
+        rel(at("own_destroy_ms"), extra(first, "own_destroy_ms")),
+        |v| v <= 1.5,
+        "",
+    );
+    target(
+        format!("policy-only change at k = {kk} ≤ 1 ms"),
+        at("update_ms"),
+        |v| v <= 1.0,
+        "ms",
+    );
+    target(
+        format!("init reconciling k = {kk} after the tables were deleted ≤ 1 s"),
+        at("init_ms"),
+        |v| v <= 1000.0,
+        "ms",
+    );
+    target(
+        format!("verify of k = {kk} ≤ 1 s"),
+        at("verify_ms"),
+        |v| v <= 1000.0,
+        "ms",
+    );
+    let dp = outcomes
+        .iter()
+        .find(|o| o.system == System::Palisade)
+        .and_then(|o| o.dataplane.as_ref())
+        .map(|r| r.medians().2);
+    target(
+        "data plane with the table loaded ÷ without ≥ 0.95".into(),
+        dp,
+        |v| v >= 0.95,
+        "",
+    );
+    target(
+        format!("RSS of the process holding k = {kk} < 50 MiB"),
+        at("rss_mib"),
+        |v| v < 50.0,
+        "MiB",
+    );
+    let _ = writeln!(w);
+
+    let notes: Vec<String> = outcomes
+        .iter()
+        .filter_map(|o| {
+            let why = o
+                .failure
+                .clone()
+                .or_else(|| o.series.as_ref().and_then(|s| s.stopped.clone()))?;
+            Some(format!("- {}: {why}", o.system.label()))
+        })
+        .collect();
+    if !notes.is_empty() {
+        let _ = writeln!(w, "Not measured or not reached:\n");
+        for n in notes {
+            let _ = writeln!(w, "{n}");
+        }
+    }
+    out
+}
