@@ -157,6 +157,9 @@ CREATE TABLE IF NOT EXISTS exposures (
 );
 CREATE INDEX IF NOT EXISTS exposures_by_port ON exposures(proto, host_first);
 CREATE INDEX IF NOT EXISTS exposures_by_sandbox ON exposures(sandbox_id);
+CREATE TABLE IF NOT EXISTS released (
+    addr_offset INTEGER PRIMARY KEY
+);
 ";
 
 const SELECT: &str = "SELECT s.id, s.name, t.name, s.tenant_id, s.kind, s.internet, s.allow, s.state,
@@ -306,12 +309,58 @@ impl Store {
         Ok(())
     }
 
-    /// Removes a sandbox row, releasing its allocation.
+    /// Removes a sandbox row, releasing its allocation. The address is
+    /// marked released in the same transaction: connections of the old
+    /// sandbox may still be tracked, and must be forgotten before the
+    /// address is handed out again ([`Store::is_released`]).
     pub fn delete_sandbox(&mut self, id: u64) -> Result<(), StoreError> {
-        self.conn
-            .execute("DELETE FROM sandboxes WHERE id = ?1", [id])
+        let tx = self.conn.transaction().map_err(q("begin"))?;
+        tx.execute(
+            "INSERT OR IGNORE INTO released(addr_offset)
+             SELECT addr_offset FROM sandboxes WHERE id = ?1 AND addr_offset IS NOT NULL",
+            [id],
+        )
+        .map_err(q(format!("mark the address of sandbox {id} released")))?;
+        tx.execute("DELETE FROM sandboxes WHERE id = ?1", [id])
             .map_err(q(format!("delete sandbox {id}")))?;
-        Ok(())
+        tx.commit().map_err(q("commit"))
+    }
+
+    /// True when `offset` belonged to a destroyed sandbox whose connections
+    /// have not been forgotten yet.
+    pub fn is_released(&self, offset: u32) -> Result<bool, StoreError> {
+        self.conn
+            .prepare_cached("SELECT EXISTS(SELECT 1 FROM released WHERE addr_offset = ?1)")
+            .and_then(|mut s| s.query_row([offset], |r| r.get(0)))
+            .map_err(q("look up a released address"))
+    }
+
+    /// Every released offset (see [`Store::delete_sandbox`]).
+    pub fn released(&self) -> Result<Vec<u32>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT addr_offset FROM released ORDER BY addr_offset")
+            .map_err(q("prepare"))?;
+        let rows = stmt
+            .query_map([], |r| r.get(0))
+            .map_err(q("list released addresses"))?;
+        rows.collect::<rusqlite::Result<_>>()
+            .map_err(q("read released address"))
+    }
+
+    /// Forgets the released mark of these offsets (their connections have
+    /// been deleted).
+    pub fn clear_released(&mut self, offsets: &[u32]) -> Result<(), StoreError> {
+        let tx = self.conn.transaction().map_err(q("begin"))?;
+        {
+            let mut stmt = tx
+                .prepare_cached("DELETE FROM released WHERE addr_offset = ?1")
+                .map_err(q("prepare"))?;
+            for o in offsets {
+                stmt.execute([o]).map_err(q("clear a released address"))?;
+            }
+        }
+        tx.commit().map_err(q("commit"))
     }
 
     /// Every sandbox, ordered by id.
@@ -642,6 +691,27 @@ mod tests {
     }
 
     const RANGE: OffsetRange = OffsetRange { first: 2, last: 6 };
+
+    #[test]
+    fn destroyed_addresses_stay_released_until_cleared() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = Store::open(dir.path()).unwrap();
+        let a = s
+            .insert_sandbox(&new("a", "t1", SandboxKind::Netns), RANGE)
+            .unwrap();
+        let off = s
+            .insert_sandbox(&new("off", "t1", SandboxKind::None), RANGE)
+            .unwrap();
+        let o = a.offset.unwrap();
+        assert!(!s.is_released(o).unwrap());
+        s.delete_sandbox(a.id).unwrap();
+        s.delete_sandbox(off.id).unwrap();
+        assert!(s.is_released(o).unwrap());
+        assert_eq!(s.released().unwrap(), vec![o]);
+        s.clear_released(&[o]).unwrap();
+        assert!(!s.is_released(o).unwrap());
+        assert!(s.released().unwrap().is_empty());
+    }
 
     #[test]
     fn policy_update_journal_round_trip() {

@@ -38,6 +38,11 @@ pub enum EngineError {
         sandbox: String,
         source: Box<palisade_nft::NftError>,
     },
+    #[error("cannot forget the connections of {count} released sandbox address(es): {source}")]
+    ConntrackReleased {
+        count: usize,
+        source: Box<palisade_nft::NftError>,
+    },
     #[error("applying palisade's tables failed, the previous tables stay in force: {0}")]
     Ruleset(Box<palisade_nft::NftError>),
     #[error("reading palisade's tables back failed: {0}")]

@@ -121,6 +121,14 @@ impl Engine {
         elements_applied: &mut bool,
     ) -> Result<(), EngineError> {
         faults::point("after-record")?;
+        if let Some(offset) = record.offset {
+            // A reused address: the previous holder's connections must not
+            // carry over to this sandbox.
+            if self.store.is_released(offset)? {
+                self.forget_sandbox_connections(sandbox)?;
+                self.store.clear_released(&[offset])?;
+            }
+        }
         let elements = sandbox_elements(&self.config, sandbox);
         if !elements.is_empty() {
             faults::point("elements")?;
@@ -160,9 +168,10 @@ impl Engine {
                     source: Box::new(source),
                 })?;
         }
-        // The address goes back to the pool: its connections must not carry
-        // over to the next sandbox that gets it.
-        self.forget_sandbox_connections(sandbox)?;
+        // The address goes back to the pool marked released: its tracked
+        // connections are forgotten before it is handed out again (in
+        // `build`, or all at once by `init`), not here, where it would cost
+        // a walk of the whole conntrack table on every destroy.
         self.store.delete_sandbox(record.id)?;
         Ok(())
     }

@@ -152,12 +152,17 @@ impl Engine {
             format!("net/ipv6/conf/{iface}/accept_redirects"),
             format!("net/ipv4/conf/{iface}/accept_redirects"),
             format!("net/ipv4/conf/{iface}/send_redirects"),
-            // Point to point with the sandbox: no duplicate address to
-            // detect, and detection would hold IPv6 back for a second.
-            format!("net/ipv6/conf/{iface}/accept_dad"),
         ] {
             palisade_link::set_sysctl(&key, "0").map_err(link_err(sb, format!("set {key}")))?;
         }
+        // The host end needs no link-local address of its own: the gateway
+        // fe80::1 is added without duplicate address detection.
+        self.rtnl
+            .disable_ipv6_autoconf_address(index)
+            .map_err(link_err(
+                sb,
+                "turn off the automatic IPv6 link-local address",
+            ))?;
         match self.config.network.mode {
             Mode::Bridge => {
                 let bridge = self
@@ -208,6 +213,12 @@ impl Engine {
 
     /// Removes the sandbox's interface and, if palisade made it, its
     /// namespace. Idempotent: what is already gone is not an error.
+    ///
+    /// The veth is deleted explicitly even when its namespace is about to
+    /// go: a process may still hold the namespace, and the interface must
+    /// not outlive the sandbox. This delete is most of destroy's cost (the
+    /// kernel waits for RCU while unregistering a device); see
+    /// docs/benchmarks.md.
     pub(super) fn detach(&mut self, sb: &Sandbox, netns_created: bool) -> Result<(), EngineError> {
         if let Some(att) = &sb.attachment {
             self.rtnl
@@ -237,6 +248,11 @@ fn configure_inside(
     ipv6: Ipv6Addr,
     gateway4: Ipv4Addr,
 ) -> Result<(), EngineError> {
+    let link_local6 = sb
+        .attachment
+        .as_ref()
+        .map(|a| a.link_local6())
+        .unwrap_or(Ipv6Addr::UNSPECIFIED);
     let mut rtnl = Rtnl::open_in(netns).map_err(link_err(sb, "open rtnetlink in the namespace"))?;
     if let Some(lo) = rtnl.link_index("lo").map_err(link_err(sb, "look up lo"))? {
         rtnl.set_up(lo).map_err(link_err(sb, "bring lo up"))?;
@@ -252,17 +268,18 @@ fn configure_inside(
         .map_err(link_err(sb, "add IPv4 address"))?;
     rtnl.add_address(eth, IpAddr::V6(ipv6), 128)
         .map_err(link_err(sb, "add IPv6 address"))?;
-    // Without this the link-local address stays tentative for a second of
-    // duplicate address detection, and IPv6 (which needs it for neighbour
-    // discovery with the gateway) does not work that long after create. The
-    // link is point to point with the host: nothing can duplicate it.
-    let key = format!("net/ipv6/conf/{SANDBOX_IFACE}/accept_dad");
-    palisade_link::run_in_netns(netns, move || palisade_link::set_sysctl(&key, "0"))
-        .map_err(link_err(sb, "enter the namespace"))?
-        .map_err(link_err(
-            sb,
-            "turn off IPv6 duplicate address detection on eth0",
-        ))?;
+    // The kernel's own link-local address would be tentative for a second
+    // of duplicate address detection (the link is point to point with the
+    // host: nothing can duplicate it), and IPv6 needs it for neighbour
+    // discovery with the gateway. So palisade adds the same EUI-64 address
+    // itself, without DAD; over netlink, not /proc/sys, whose lookups slow
+    // down with every namespace that makes one.
+    rtnl.disable_ipv6_autoconf_address(eth).map_err(link_err(
+        sb,
+        "turn off the automatic IPv6 link-local address",
+    ))?;
+    rtnl.add_address(eth, IpAddr::V6(link_local6), 64)
+        .map_err(link_err(sb, "add the IPv6 link-local address"))?;
     rtnl.set_up(eth).map_err(link_err(sb, "bring eth0 up"))?;
     rtnl.add_route(&RouteSpec {
         dest: IpAddr::V4(Ipv4Addr::UNSPECIFIED),

@@ -104,6 +104,33 @@ impl Engine {
         Ok(report)
     }
 
+    /// Forgets the tracked connections of every released address in one
+    /// conntrack walk, so the list stays short.
+    fn forget_released(&mut self) -> Result<(), EngineError> {
+        let released = self.store.released()?;
+        if released.is_empty() {
+            return Ok(());
+        }
+        let mut addrs = Vec::with_capacity(2 * released.len());
+        for &o in &released {
+            let a = palisade_core::model::Sandbox::attachment_for(&self.config, 0, o);
+            addrs.push(a.ipv4.into());
+            addrs.push(a.ipv6.into());
+        }
+        match self.nft.forget_connections(&addrs) {
+            Ok(_) => {}
+            Err(e) if matches!(e.errno(), Some(libc::EOPNOTSUPP | libc::EPROTONOSUPPORT)) => {}
+            Err(source) => {
+                return Err(EngineError::ConntrackReleased {
+                    count: released.len(),
+                    source: Box::new(source),
+                })
+            }
+        }
+        self.store.clear_released(&released)?;
+        Ok(())
+    }
+
     /// Full comparison: replaces the tables atomically with what the store
     /// compiles to, removes orphaned interfaces and recreates missing ones.
     fn reconcile(&mut self) -> Result<RepairReport, EngineError> {
@@ -112,6 +139,7 @@ impl Engine {
         let script = self.ruleset()?.replace_script();
         palisade_nft::apply_script(&script).map_err(|e| EngineError::Ruleset(Box::new(e)))?;
         report.table_rebuilt = true;
+        self.forget_released()?;
 
         let ready = self.ready_sandboxes()?;
         let wanted: BTreeSet<String> = ready

@@ -4,12 +4,16 @@ use std::os::fd::{AsRawFd, BorrowedFd};
 
 use netlink_packet_core::{NLM_F_CREATE, NLM_F_DUMP, NLM_F_EXCL};
 use netlink_packet_route::link::{
-    InfoData, InfoKind, InfoVeth, LinkAttribute, LinkExtentMask, LinkFlags, LinkInfo, LinkMessage,
+    AfSpecInet6, AfSpecUnspec, InfoData, InfoKind, InfoVeth, LinkAttribute, LinkExtentMask,
+    LinkFlags, LinkInfo, LinkMessage,
 };
 use netlink_packet_route::RouteNetlinkMessage;
 
 use super::{validate_ifname, Ctx, Rtnl};
 use crate::error::{LinkError, Result};
+
+/// `IN6_ADDR_GEN_MODE_NONE` from linux/if_link.h.
+const IN6_ADDR_GEN_MODE_NONE: u8 = 1;
 
 /// One interface as seen by [`Rtnl::list_links`].
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -196,6 +200,28 @@ impl Rtnl {
         let what = format!("link #{index}");
         let ctx = Ctx {
             op: "set up",
+            what: &what,
+        };
+        self.request(RouteNetlinkMessage::SetLink(msg), 0, &ctx)
+            .map(drop)
+    }
+
+    /// Turn off the kernel's automatic IPv6 link-local address on link
+    /// `index` (`addr_gen_mode` none), so the caller adds its own with
+    /// `IFA_F_NODAD` and the link never has a tentative address. Over
+    /// netlink rather than /proc/sys: a path lookup under /proc/sys/net
+    /// costs time proportional to the number of namespaces that ever looked
+    /// one up.
+    pub fn disable_ipv6_autoconf_address(&mut self, index: u32) -> Result<()> {
+        let mut msg = LinkMessage::default();
+        msg.header.index = index;
+        msg.attributes
+            .push(LinkAttribute::AfSpecUnspec(vec![AfSpecUnspec::Inet6(
+                vec![AfSpecInet6::AddrGenMode(IN6_ADDR_GEN_MODE_NONE)],
+            )]));
+        let what = format!("link #{index}");
+        let ctx = Ctx {
+            op: "set IPv6 addr_gen_mode none",
             what: &what,
         };
         self.request(RouteNetlinkMessage::SetLink(msg), 0, &ctx)
