@@ -163,20 +163,29 @@ impl Palisade {
         // Policy-only change: internet egress toggled on one sandbox.
         palisade_link::create_named_netns("upd")?;
         self.create(&request(1, "upd".into()))?;
-        let mut update = Vec::new();
+        // Widening (internet on) is one element batch; narrowing (off) also
+        // walks the conntrack table to end the connections it forbids.
+        let (mut widen, mut narrow) = (Vec::new(), Vec::new());
         for r in 0..2 * reps {
+            let on = r.is_multiple_of(2);
             let req = UpdateRequest {
-                internet: Some(r.is_multiple_of(2)),
+                internet: Some(on),
                 ..Default::default()
             };
             let t0 = Instant::now();
             let outcome = self.engine()?.update("upd", &req)?;
-            update.push(ms(t0.elapsed()));
+            let took = ms(t0.elapsed());
+            if on {
+                widen.push(took)
+            } else {
+                narrow.push(took)
+            }
             if !outcome.changed {
                 bail!("update {r} of sandbox upd changed nothing");
             }
         }
-        push(point, "update_ms", update);
+        push(point, "update_narrow_ms", narrow);
+        push(point, "update_ms", widen);
 
         // verify of everything, in-process; fewer runs where it is long.
         let runs = if present >= 1000 { 3 } else { reps.min(5) };

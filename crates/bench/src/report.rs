@@ -92,16 +92,20 @@ pub fn render(outcomes: &[Outcome], levels: &[usize], reps: usize) -> String {
     }
 
     let _ = writeln!(w, "### palisade's other figures\n");
-    let _ = writeln!(w, "| k | create with own netns | destroy with own netns | policy change | policy change (CLI) | verify | verify (CLI) | init after tables deleted | RSS of the process holding k (MiB) | peak RSS of `palisade verify` (MiB) |");
-    let _ = writeln!(w, "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+    let _ = writeln!(w, "| k | create with own netns | destroy with own netns | policy change: widen | policy change: narrow (ends connections) | policy change (CLI) | verify | verify (CLI) | init after tables deleted | RSS of the process holding k (MiB) | peak RSS of `palisade verify` (MiB) |");
+    let _ = writeln!(
+        w,
+        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+    );
     for &k in levels {
         let p = point(pal, k);
         let _ = writeln!(
             w,
-            "| {k} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+            "| {k} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
             cell(extra(p, "own_create_ms")),
             cell(extra(p, "own_destroy_ms")),
             cell(extra(p, "update_ms")),
+            cell(extra(p, "update_narrow_ms")),
             cell(extra(p, "cli_update_ms")),
             cell(extra(p, "verify_ms")),
             cell(extra(p, "cli_verify_ms")),
