@@ -177,7 +177,7 @@ impl Engine {
     }
 
     /// Deletes the conntrack entries of the sandbox's addresses; returns how
-    /// many. A kernel without conntrack netlink has none to forget.
+    /// many.
     pub(super) fn forget_sandbox_connections(
         &mut self,
         sandbox: &Sandbox,
@@ -185,16 +185,22 @@ impl Engine {
         let Some(att) = &sandbox.attachment else {
             return Ok(0);
         };
-        match self
-            .nft
-            .forget_connections(&[att.ipv4.into(), att.ipv6.into()])
-        {
-            Ok(n) => Ok(n),
-            Err(e) if matches!(e.errno(), Some(libc::EOPNOTSUPP | libc::EPROTONOSUPPORT)) => Ok(0),
-            Err(source) => Err(EngineError::Conntrack {
+        self.forget_addresses(&[att.ipv4.into(), att.ipv6.into()])
+            .map_err(|source| EngineError::Conntrack {
                 sandbox: sandbox.name.to_string(),
                 source: Box::new(source),
-            }),
+            })
+    }
+
+    /// Deletes the conntrack entries of these addresses (one walk of the
+    /// table); a kernel without conntrack netlink has none to forget.
+    pub(super) fn forget_addresses(
+        &mut self,
+        addrs: &[std::net::IpAddr],
+    ) -> Result<usize, palisade_nft::NftError> {
+        match self.nft.forget_connections(addrs) {
+            Err(e) if matches!(e.errno(), Some(libc::EOPNOTSUPP | libc::EPROTONOSUPPORT)) => Ok(0),
+            other => other,
         }
     }
 

@@ -117,16 +117,11 @@ impl Engine {
             addrs.push(a.ipv4.into());
             addrs.push(a.ipv6.into());
         }
-        match self.nft.forget_connections(&addrs) {
-            Ok(_) => {}
-            Err(e) if matches!(e.errno(), Some(libc::EOPNOTSUPP | libc::EPROTONOSUPPORT)) => {}
-            Err(source) => {
-                return Err(EngineError::ConntrackReleased {
-                    count: released.len(),
-                    source: Box::new(source),
-                })
-            }
-        }
+        self.forget_addresses(&addrs)
+            .map_err(|source| EngineError::ConntrackReleased {
+                count: released.len(),
+                source: Box::new(source),
+            })?;
         self.store.clear_released(&released)?;
         Ok(())
     }

@@ -9,6 +9,8 @@
 
 use super::{faults, Engine, EngineError, SandboxView};
 use palisade_core::compile::sandbox_elements;
+use palisade_core::element::Element;
+use palisade_core::model::Sandbox;
 use palisade_core::model::SandboxKind;
 use palisade_core::names::SandboxName;
 use palisade_core::policy::PortRule;
@@ -70,18 +72,7 @@ impl Engine {
             ..record.clone()
         };
         let new_model = self.model(&updated);
-        let before = sandbox_elements(&self.config, &old_model);
-        let after = sandbox_elements(&self.config, &new_model);
-        let delete: Vec<_> = before
-            .iter()
-            .filter(|e| !after.contains(e))
-            .cloned()
-            .collect();
-        let add: Vec<_> = after
-            .iter()
-            .filter(|e| !before.contains(e))
-            .cloned()
-            .collect();
+        let (add, delete) = self.policy_diff(&old_model, &new_model);
 
         self.store
             .begin_policy_update(record.id, &previous, &next)?;
@@ -110,6 +101,20 @@ impl Engine {
             changed: true,
             connections_forgotten,
         })
+    }
+
+    /// The elements to add and to delete to go from one policy of a sandbox
+    /// to another.
+    fn policy_diff(&self, from: &Sandbox, to: &Sandbox) -> (Vec<Element>, Vec<Element>) {
+        let before = sandbox_elements(&self.config, from);
+        let after = sandbox_elements(&self.config, to);
+        let delete = before
+            .iter()
+            .filter(|e| !after.contains(e))
+            .cloned()
+            .collect();
+        let add = after.into_iter().filter(|e| !before.contains(e)).collect();
+        (add, delete)
     }
 
     /// Validates a request against the sandbox's current policy and returns
@@ -200,11 +205,10 @@ impl Engine {
             allow: previous.allow,
             ..record.clone()
         });
+        // Adding what is already there is not an error, so the whole stored
+        // policy is (re)added: the batch is right whichever state it meets.
+        let (_, delete) = self.policy_diff(&replaced, &stored);
         let after = sandbox_elements(&self.config, &stored);
-        let delete: Vec<_> = sandbox_elements(&self.config, &replaced)
-            .into_iter()
-            .filter(|e| !after.contains(e))
-            .collect();
         self.nft
             .apply_elements(&after, &delete)
             .map_err(|source| EngineError::Elements {
