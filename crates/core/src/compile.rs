@@ -12,12 +12,12 @@
 use crate::config::{Config, InterSandbox, Mode};
 use crate::element::{Element, Family, KeyPart, TABLE};
 use crate::exposure::Exposure;
-use crate::model::{Attachment, Sandbox};
+use crate::model::{CniAttachment, Sandbox};
 use crate::names::{BRIDGE_IFACE, IFACE_PREFIX};
 use crate::policy;
 use std::collections::BTreeMap;
 use std::fmt::Write;
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 /// Every family palisade may own a table in. A replace script deletes the
 /// tables of all of them, so a table left from an earlier mode goes away.
@@ -64,7 +64,16 @@ const BRIDGE_SETS: &[(&str, &str)] = &[
     ("macs", "ifname . ether_addr"),
     ("addrs4", "ifname . ipv4_addr"),
     ("addrs6", "ifname . ipv6_addr"),
+    // CNI attachments: the bridges palisade polices, their sandbox ports and
+    // each port's tenant.
+    ("cni_bridges", "ifname"),
+    ("cni_ports", "ifname"),
+    ("port_tenant", "ifname : mark"),
+    ("port_member", "ifname . mark"),
 ];
+/// Bridges with CNI sandbox ports, in the inet table: their routed traffic
+/// meets the same chains as palisade's own interfaces.
+const INET_SETS_CNI: &[(&str, &str)] = &[("cni_bridges", "ifname")];
 
 /// The compiled tables: what `palisade ruleset` prints and `init` applies.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -141,10 +150,11 @@ fn static_rule_lines(tables: &str) -> usize {
     n
 }
 
-/// Families that have a table under this configuration.
+/// Families that have a table under this configuration. The bridge table
+/// exists in routed mode too: CNI sandboxes are bridge ports.
 pub fn families(config: &Config) -> Vec<Family> {
     match config.network.mode {
-        Mode::Routed => vec![Family::Inet, Family::Arp],
+        Mode::Routed => vec![Family::Inet, Family::Arp, Family::Bridge],
         Mode::Bridge => vec![Family::Inet, Family::Bridge],
     }
 }
@@ -152,13 +162,20 @@ pub fn families(config: &Config) -> Vec<Family> {
 /// Compiles the whole ruleset for these sandboxes.
 pub fn compile(config: &Config, sandboxes: &[Sandbox]) -> Ruleset {
     let mut elements: BTreeMap<(Family, &'static str), Vec<String>> = BTreeMap::new();
-    for sb in sandboxes {
-        for e in sandbox_elements(config, sb) {
-            elements
-                .entry((e.family, e.set))
-                .or_default()
-                .push(e.to_nft());
-        }
+    let bridges: std::collections::BTreeSet<&str> = sandboxes
+        .iter()
+        .filter_map(|sb| sb.cni.as_ref().map(|c| c.bridge.as_str()))
+        .collect();
+    let shared = bridges.into_iter().flat_map(cni_bridge_elements);
+    for e in sandboxes
+        .iter()
+        .flat_map(|sb| sandbox_elements(config, sb))
+        .chain(shared)
+    {
+        elements
+            .entry((e.family, e.set))
+            .or_default()
+            .push(e.to_nft());
     }
     let mut tables = String::new();
     for family in families(config) {
@@ -178,11 +195,13 @@ pub fn compile(config: &Config, sandboxes: &[Sandbox]) -> Ruleset {
 /// Every element one sandbox contributes, across all families. A sandbox
 /// without networking contributes none.
 pub fn sandbox_elements(config: &Config, sb: &Sandbox) -> Vec<Element> {
+    if let Some(cni) = &sb.cni {
+        return cni_elements(sb, cni);
+    }
     let Some(att) = &sb.attachment else {
         return Vec::new();
     };
     let iface = || KeyPart::IfName(att.host_iface.clone());
-    let mark = KeyPart::Mark(sb.tenant_id);
     let v4 = KeyPart::Ipv4(att.ipv4);
     let v6 = KeyPart::Ipv6(att.ipv6);
     let ll6 = KeyPart::Ipv6(att.link_local6());
@@ -221,63 +240,115 @@ pub fn sandbox_elements(config: &Config, sb: &Sandbox) -> Vec<Element> {
             Vec::new(),
         ));
     }
-    // Identity and tenancy, keyed by address (anti-spoofing makes that safe).
-    out.push(el(
-        Family::Inet,
-        "tenant4",
-        vec![v4.clone()],
-        vec![mark.clone()],
-    ));
-    out.push(el(
-        Family::Inet,
-        "tenant6",
-        vec![v6.clone()],
-        vec![mark.clone()],
-    ));
-    out.push(el(
-        Family::Inet,
-        "member4",
-        vec![mark.clone(), v4.clone()],
-        Vec::new(),
-    ));
-    out.push(el(
-        Family::Inet,
-        "member6",
-        vec![mark, v6.clone()],
-        Vec::new(),
-    ));
-    // Egress.
-    if sb.internet {
+    out.extend(policy_elements(sb, &[att.ipv4], &[att.ipv6]));
+    out
+}
+
+/// The elements of a sandbox's identity, tenancy, egress and exposures:
+/// everything keyed by its addresses rather than its interface.
+fn policy_elements(sb: &Sandbox, v4s: &[Ipv4Addr], v6s: &[Ipv6Addr]) -> Vec<Element> {
+    let mark = KeyPart::Mark(sb.tenant_id);
+    let el = |set, key: Vec<KeyPart>, value: Vec<KeyPart>| Element {
+        family: Family::Inet,
+        set,
+        key,
+        value,
+    };
+    let mut out = Vec::new();
+    let addrs = v4s
+        .iter()
+        .map(|&a| (KeyPart::Ipv4(a), "4"))
+        .chain(v6s.iter().map(|&a| (KeyPart::Ipv6(a), "6")));
+    for (addr, v) in addrs {
+        let six = v == "6";
+        let pick = |s4: &'static str, s6: &'static str| if six { s6 } else { s4 };
+        out.push(el(pick("tenant4", "tenant6"), vec![addr.clone()], vec![mark.clone()]));
+        out.push(el(
+            pick("member4", "member6"),
+            vec![mark.clone(), addr.clone()],
+            Vec::new(),
+        ));
+        if !sb.internet {
+            continue;
+        }
         if sb.allow.is_empty() {
-            out.push(el(Family::Inet, "internet4", vec![v4.clone()], Vec::new()));
-            out.push(el(Family::Inet, "internet6", vec![v6.clone()], Vec::new()));
-        } else {
-            for rule in &sb.allow {
-                let proto = KeyPart::L4Proto(rule.proto.number());
-                let port = KeyPart::Port(rule.port);
-                out.push(el(
-                    Family::Inet,
-                    "ports4",
-                    vec![v4.clone(), proto.clone(), port.clone()],
-                    Vec::new(),
-                ));
-                out.push(el(
-                    Family::Inet,
-                    "ports6",
-                    vec![v6.clone(), proto, port],
-                    Vec::new(),
-                ));
-            }
+            out.push(el(pick("internet4", "internet6"), vec![addr], Vec::new()));
+            continue;
+        }
+        for rule in &sb.allow {
+            out.push(el(
+                pick("ports4", "ports6"),
+                vec![
+                    addr.clone(),
+                    KeyPart::L4Proto(rule.proto.number()),
+                    KeyPart::Port(rule.port),
+                ],
+                Vec::new(),
+            ));
         }
     }
     for exposure in &sb.exposures {
-        out.extend(exposure_elements(exposure, att));
+        out.extend(exposure_elements(
+            exposure,
+            v4s.first().copied(),
+            v6s.first().copied(),
+        ));
     }
     out
 }
 
-/// The DNAT map elements of one exposure: one per host port and family.
-pub fn exposure_elements(exposure: &Exposure, att: &Attachment) -> Vec<Element> {
+/// The elements of a sandbox attached by a CNI runtime: anti-spoofing and
+/// tenancy of its bridge port, then the address-keyed policy.
+fn cni_elements(sb: &Sandbox, cni: &CniAttachment) -> Vec<Element> {
+    let port = || KeyPart::IfName(cni.host_port.clone());
+    let el = |set, key: Vec<KeyPart>, value: Vec<KeyPart>| Element {
+        family: Family::Bridge,
+        set,
+        key,
+        value,
+    };
+    let mut out = vec![
+        el("cni_ports", vec![port()], Vec::new()),
+        el("macs", vec![port(), KeyPart::Ether(cni.mac)], Vec::new()),
+        el("port_tenant", vec![port()], vec![KeyPart::Mark(sb.tenant_id)]),
+        el(
+            "port_member",
+            vec![port(), KeyPart::Mark(sb.tenant_id)],
+            Vec::new(),
+        ),
+    ];
+    for &a in &cni.ipv4 {
+        out.push(el("addrs4", vec![port(), KeyPart::Ipv4(a)], Vec::new()));
+    }
+    let link_local = cni.link_local6();
+    for &a in cni.ipv6.iter().chain([&link_local]) {
+        out.push(el("addrs6", vec![port(), KeyPart::Ipv6(a)], Vec::new()));
+    }
+    out.extend(policy_elements(sb, &cni.ipv4, &cni.ipv6));
+    out
+}
+
+/// The elements a bridge with CNI sandbox ports needs, shared by all of its
+/// sandboxes: added with the first, removed with the last.
+pub fn cni_bridge_elements(bridge: &str) -> Vec<Element> {
+    [Family::Inet, Family::Bridge]
+        .into_iter()
+        .map(|family| Element {
+            family,
+            set: "cni_bridges",
+            key: vec![KeyPart::IfName(bridge.to_string())],
+            value: Vec::new(),
+        })
+        .collect()
+}
+
+/// The DNAT map elements of one exposure: one per host port and family the
+/// sandbox has an address in.
+pub fn exposure_elements(
+    exposure: &Exposure,
+    ipv4: Option<Ipv4Addr>,
+    ipv6: Option<Ipv6Addr>,
+) -> Vec<Element> {
     let proto = KeyPart::L4Proto(exposure.proto.number());
     let mut out = Vec::new();
     for (host_port, guest_port) in exposure.port_pairs() {
@@ -291,21 +362,23 @@ pub fn exposure_elements(exposure: &Exposure, att: &Attachment) -> Vec<Element> 
                 value: vec![target, KeyPart::Port(guest_port)],
             });
         };
-        match exposure.host_ip {
-            None => {
-                push("expose_any4", None, KeyPart::Ipv4(att.ipv4));
-                push("expose_any6", None, KeyPart::Ipv6(att.ipv6));
+        match (exposure.host_ip, ipv4, ipv6) {
+            (None, _, _) => {
+                if let Some(v4) = ipv4 {
+                    push("expose_any4", None, KeyPart::Ipv4(v4));
+                }
+                if let Some(v6) = ipv6 {
+                    push("expose_any6", None, KeyPart::Ipv6(v6));
+                }
             }
-            Some(IpAddr::V4(a)) => push(
-                "expose_at4",
-                Some(KeyPart::Ipv4(a)),
-                KeyPart::Ipv4(att.ipv4),
-            ),
-            Some(IpAddr::V6(a)) => push(
-                "expose_at6",
-                Some(KeyPart::Ipv6(a)),
-                KeyPart::Ipv6(att.ipv6),
-            ),
+            (Some(IpAddr::V4(a)), Some(v4), _) => {
+                push("expose_at4", Some(KeyPart::Ipv4(a)), KeyPart::Ipv4(v4))
+            }
+            (Some(IpAddr::V6(a)), _, Some(v6)) => {
+                push("expose_at6", Some(KeyPart::Ipv6(a)), KeyPart::Ipv6(v6))
+            }
+            // No address of that family: refused when the exposure is made.
+            _ => {}
         }
     }
     out
@@ -366,6 +439,7 @@ fn inet_table(config: &Config, elements: &BTreeMap<(Family, &'static str), Vec<S
         write_sets(&mut t, Family::Inet, INET_SETS_ROUTED, elements);
     }
     write_sets(&mut t, Family::Inet, INET_SETS, elements);
+    write_sets(&mut t, Family::Inet, INET_SETS_CNI, elements);
 
     let (user4, user6) = policy::split_nets(&config.isolation.blocked);
     let mut blocked4 = policy::builtin_blocked_v4();
@@ -417,6 +491,8 @@ fn inet_table(config: &Config, elements: &BTreeMap<(Family, &'static str), Vec<S
         &[
             format!("iifname {ifaces} jump from_sandbox"),
             format!("oifname {ifaces} jump to_sandbox"),
+            "iifname @cni_bridges jump from_sandbox".into(),
+            "oifname @cni_bridges jump to_sandbox".into(),
         ],
     );
 
@@ -483,7 +559,10 @@ fn inet_table(config: &Config, elements: &BTreeMap<(Family, &'static str), Vec<S
         &mut t,
         "input",
         Some("type filter hook input priority filter - 10; policy accept;"),
-        &[format!("iifname {ifaces} jump sandbox_to_host")],
+        &[
+            format!("iifname {ifaces} jump sandbox_to_host"),
+            "iifname @cni_bridges jump sandbox_to_host".into(),
+        ],
     );
     // The host may open connections to an exposure (output path); the
     // sandbox's replies to them are the only other traffic it sends the host.
@@ -501,7 +580,10 @@ fn inet_table(config: &Config, elements: &BTreeMap<(Family, &'static str), Vec<S
         &mut t,
         "output",
         Some("type filter hook output priority filter - 10; policy accept;"),
-        &[format!("oifname {ifaces} jump host_to_sandbox")],
+        &[
+            format!("oifname {ifaces} jump host_to_sandbox"),
+            "oifname @cni_bridges jump host_to_sandbox".into(),
+        ],
     );
     write_chain(
         &mut t,
@@ -553,6 +635,7 @@ fn inet_table(config: &Config, elements: &BTreeMap<(Family, &'static str), Vec<S
             &[
                 format!("oifname \"{up}\" ip saddr {} masquerade", net.subnet),
                 format!("oifname \"{up}\" ip6 saddr {} masquerade", net.subnet6),
+                format!("oifname \"{up}\" iifname @cni_bridges masquerade"),
             ],
         );
     }
@@ -585,44 +668,90 @@ fn arp_table(config: &Config, elements: &BTreeMap<(Family, &'static str), Vec<St
     t
 }
 
-/// Bridge mode: anti-spoofing per port, and no layer-2 path between two
-/// sandboxes at all (traffic between sandboxes is routed through the host and
+/// The anti-spoofing chain of a bridge port: the port's only MAC and
+/// addresses; ARP may claim only those, and ask only for `arp_target` when
+/// given.
+fn port_source_rules(arp_target: Option<std::net::Ipv4Addr>) -> Vec<String> {
+    let arp_target = arp_target
+        .map(|a| format!(" arp daddr ip {a}"))
+        .unwrap_or_default();
+    vec![
+        "iifname . ether saddr != @macs counter drop".into(),
+        "iifname . ip saddr @addrs4 return".into(),
+        "iifname . ip6 saddr @addrs6 return".into(),
+        "ip6 saddr :: icmpv6 type nd-neighbor-solicit ip6 hoplimit 255 return".into(),
+        format!(
+            "ether type arp iifname . arp saddr ether @macs iifname . arp saddr ip @addrs4{arp_target} return"
+        ),
+        "counter drop".into(),
+    ]
+}
+
+/// The bridge table: anti-spoofing per port, and which ports may exchange
+/// frames.
+///
+/// In bridge mode, palisade's own bridge has no layer-2 path between two
+/// sandboxes at all (traffic between them is routed through the host and
 /// meets the inet rules, with or without br_netfilter).
+///
+/// In every mode, CNI sandboxes are ports of bridges an earlier plugin made.
+/// Two sandbox ports exchange frames only when the configuration allows
+/// same-tenant traffic and their tenants match; a port palisade does not
+/// know reaches no sandbox port at layer 2, and at layer 3 the inet rules
+/// treat it as a sandbox with no policy (everything dropped).
+/// (`meta ibrname`, which would drop unknown ports outright, needs
+/// CONFIG_NFT_BRIDGE_META, which common kernels lack.)
 fn bridge_table(
     config: &Config,
     elements: &BTreeMap<(Family, &'static str), Vec<String>>,
 ) -> String {
     let mut t = format!("table bridge {TABLE} {{\n");
     write_sets(&mut t, Family::Bridge, BRIDGE_SETS, elements);
-    let ports = format!("\"{IFACE_PREFIX}*\"");
+    let own_ports = format!("\"{IFACE_PREFIX}*\"");
+    let own = config.network.mode == Mode::Bridge;
+    let mut prerouting = Vec::new();
+    if own {
+        prerouting.push(format!("iifname {own_ports} jump port_source"));
+    }
+    prerouting.push("iifname @cni_ports jump cni_port_source".into());
     write_chain(
         &mut t,
         "prerouting",
         Some("type filter hook prerouting priority -300; policy accept;"),
-        &[format!("iifname {ports} jump port_source")],
+        &prerouting,
     );
-    write_chain(
-        &mut t,
-        "port_source",
-        None,
-        &[
-            "iifname . ether saddr != @macs counter drop".into(),
-            "iifname . ip saddr @addrs4 return".into(),
-            "iifname . ip6 saddr @addrs6 return".into(),
-            "ip6 saddr :: icmpv6 type nd-neighbor-solicit ip6 hoplimit 255 return".into(),
-            format!(
-                "ether type arp iifname . arp saddr ether @macs iifname . arp saddr ip @addrs4 arp daddr ip {} return",
-                config.gateway4()
-            ),
-            "counter drop".into(),
-        ],
-    );
+    if own {
+        write_chain(
+            &mut t,
+            "port_source",
+            None,
+            &port_source_rules(Some(config.gateway4())),
+        );
+    }
+    write_chain(&mut t, "cni_port_source", None, &port_source_rules(None));
+    let mut forward = Vec::new();
+    if own {
+        forward.push(format!("iifname {own_ports} oifname {own_ports} counter drop"));
+    }
+    forward.push("iifname @cni_ports jump cni_port_to_port".into());
+    forward.push("oifname @cni_ports counter drop".into());
     write_chain(
         &mut t,
         "forward",
         Some("type filter hook forward priority filter - 10; policy accept;"),
-        &[format!("iifname {ports} oifname {ports} counter drop")],
+        &forward,
     );
+    let port_to_port: Vec<String> = match config.isolation.inter_sandbox {
+        InterSandbox::Deny => vec!["counter drop".into()],
+        // As in the inet table's to_peer: the mark carries the source
+        // port's tenant for one lookup and is cleared on the way out.
+        InterSandbox::SameTenant => vec![
+            "meta mark set iifname map @port_tenant".into(),
+            "oifname . meta mark @port_member meta mark set 0x0 counter accept".into(),
+            "meta mark set 0x0 counter drop".into(),
+        ],
+    };
+    write_chain(&mut t, "cni_port_to_port", None, &port_to_port);
     t.push_str("}\n");
     t
 }

@@ -19,6 +19,9 @@ pub enum SandboxKind {
     Tap,
     /// Networking disabled: no interface at all.
     None,
+    /// Attached by a CNI runtime: an earlier plugin in the chain made the
+    /// interface and its addresses; palisade adds the policy.
+    Cni,
 }
 
 impl SandboxKind {
@@ -33,6 +36,7 @@ impl fmt::Display for SandboxKind {
             SandboxKind::Netns => "netns",
             SandboxKind::Tap => "tap",
             SandboxKind::None => "none",
+            SandboxKind::Cni => "cni",
         })
     }
 }
@@ -44,6 +48,7 @@ impl FromStr for SandboxKind {
             "netns" => Ok(SandboxKind::Netns),
             "tap" => Ok(SandboxKind::Tap),
             "none" => Ok(SandboxKind::None),
+            "cni" => Ok(SandboxKind::Cni),
             _ => Err(format!("{s:?} is not a sandbox kind (netns, tap or none)")),
         }
     }
@@ -63,6 +68,38 @@ pub struct Attachment {
 impl Attachment {
     /// The IPv6 link-local address the sandbox's interface has by default
     /// (EUI-64 of its MAC): NDP with the gateway uses it as source.
+    pub fn link_local6(&self) -> Ipv6Addr {
+        link_local_from_mac(self.mac)
+    }
+}
+
+/// The interface of a sandbox that a CNI runtime attached (kind `cni`): a
+/// veth made by an earlier plugin in the chain, whose host end is a port of
+/// `bridge`. Its addresses came from that plugin's IPAM, not from palisade's
+/// pools.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct CniAttachment {
+    /// CNI network name (`name` of the network configuration).
+    pub network: String,
+    /// `CNI_CONTAINERID`.
+    pub container_id: String,
+    /// `CNI_IFNAME`: the interface inside the container.
+    pub ifname: String,
+    /// `CNI_NETNS`: the container's network namespace.
+    pub netns: String,
+    /// Host end of the container's veth: the bridge port.
+    pub host_port: String,
+    /// The bridge the port belongs to.
+    pub bridge: String,
+    /// The container interface's MAC.
+    pub mac: MacAddr,
+    pub ipv4: Vec<Ipv4Addr>,
+    pub ipv6: Vec<Ipv6Addr>,
+}
+
+impl CniAttachment {
+    /// The link-local address the container's interface has by default
+    /// (EUI-64 of its MAC): its NDP and router solicitations use it.
     pub fn link_local6(&self) -> Ipv6Addr {
         link_local_from_mac(self.mac)
     }
@@ -116,8 +153,27 @@ pub struct Sandbox {
     pub allow: Vec<PortRule>,
     /// Host ports forwarded to this sandbox.
     pub exposures: Vec<Exposure>,
-    /// `None` exactly when `kind` is `none`.
+    /// The interface palisade made: `Some` exactly when `kind` is `netns`
+    /// or `tap`.
     pub attachment: Option<Attachment>,
+    /// The interface a CNI runtime made: `Some` exactly when `kind` is `cni`.
+    pub cni: Option<CniAttachment>,
+}
+
+impl Sandbox {
+    /// Every address the sandbox owns, whoever assigned it.
+    pub fn addresses(&self) -> Vec<std::net::IpAddr> {
+        let mut out = Vec::new();
+        if let Some(a) = &self.attachment {
+            out.push(a.ipv4.into());
+            out.push(a.ipv6.into());
+        }
+        if let Some(c) = &self.cni {
+            out.extend(c.ipv4.iter().map(|&a| std::net::IpAddr::from(a)));
+            out.extend(c.ipv6.iter().map(|&a| std::net::IpAddr::from(a)));
+        }
+        out
+    }
 }
 
 impl Sandbox {

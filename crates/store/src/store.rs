@@ -2,7 +2,7 @@
 
 use palisade_core::exposure::{Exposure, PortRange};
 use palisade_core::ipam::{self, OffsetRange};
-use palisade_core::model::SandboxKind;
+use palisade_core::model::{CniAttachment, SandboxKind};
 use palisade_core::names::{SandboxName, TenantName};
 use palisade_core::policy::PortRule;
 use rusqlite::{params, Connection, OptionalExtension, Row};
@@ -36,6 +36,12 @@ pub enum StoreError {
         wanted: Exposure,
         holder: String,
         held: Exposure,
+    },
+    #[error("container {container_id} already has an attachment {ifname}, or host port {host_port} is already in use by another")]
+    AttachmentTaken {
+        container_id: String,
+        ifname: String,
+        host_port: String,
     },
     #[error("state database holds a malformed value for sandbox {sandbox}: {what}")]
     Corrupt { sandbox: String, what: String },
@@ -89,6 +95,8 @@ pub struct NewSandbox {
     pub allow: Vec<PortRule>,
     /// True when palisade makes the namespace (and so removes it on destroy).
     pub netns_created: bool,
+    /// The interface a CNI runtime made (kind `cni`), stored with the row.
+    pub cni: Option<CniAttachment>,
 }
 
 /// A sandbox row.
@@ -108,6 +116,8 @@ pub struct SandboxRecord {
     pub created_at: String,
     /// Host ports forwarded to this sandbox, in the order they were added.
     pub exposures: Vec<Exposure>,
+    /// The interface a CNI runtime made (kind `cni`).
+    pub cni: Option<CniAttachment>,
 }
 
 /// The policy columns of a sandbox that `sandbox update` changes.
@@ -160,10 +170,27 @@ CREATE INDEX IF NOT EXISTS exposures_by_sandbox ON exposures(sandbox_id);
 CREATE TABLE IF NOT EXISTS released (
     addr_offset INTEGER PRIMARY KEY
 );
+CREATE TABLE IF NOT EXISTS cni_attachments (
+    sandbox_id INTEGER PRIMARY KEY REFERENCES sandboxes(id) ON DELETE CASCADE,
+    network TEXT NOT NULL,
+    container_id TEXT NOT NULL,
+    ifname TEXT NOT NULL,
+    netns TEXT NOT NULL,
+    host_port TEXT NOT NULL UNIQUE,
+    bridge TEXT NOT NULL,
+    mac TEXT NOT NULL,
+    addrs TEXT NOT NULL,
+    UNIQUE(container_id, ifname)
+);
+CREATE INDEX IF NOT EXISTS cni_by_network ON cni_attachments(network);
+CREATE INDEX IF NOT EXISTS cni_by_bridge ON cni_attachments(bridge);
 ";
 
 const SELECT: &str = "SELECT s.id, s.name, t.name, s.tenant_id, s.kind, s.internet, s.allow, s.state,
-    s.netns_created, s.addr_offset, s.created_at FROM sandboxes s JOIN tenants t ON t.id = s.tenant_id";
+    s.netns_created, s.addr_offset, s.created_at,
+    c.network, c.container_id, c.ifname, c.netns, c.host_port, c.bridge, c.mac, c.addrs
+    FROM sandboxes s JOIN tenants t ON t.id = s.tenant_id
+    LEFT JOIN cni_attachments c ON c.sandbox_id = s.id";
 
 /// An open state database.
 pub struct Store {
@@ -227,7 +254,8 @@ impl Store {
                 |r| r.get(0),
             )
             .map_err(q("read tenant"))?;
-        let offset = if new.kind.has_network() {
+        // A CNI sandbox's addresses come from the runtime's IPAM.
+        let offset = if new.kind.has_network() && new.kind != SandboxKind::Cni {
             let cursor: u32 = tx
                 .query_row(
                     "SELECT value FROM meta WHERE key = 'ipam_cursor'",
@@ -292,6 +320,41 @@ impl Store {
         )
         .map_err(q("insert sandbox"))?;
         let id = tx.last_insert_rowid();
+        if let Some(c) = &new.cni {
+            let addrs: Vec<String> = c
+                .ipv4
+                .iter()
+                .map(|a| a.to_string())
+                .chain(c.ipv6.iter().map(|a| a.to_string()))
+                .collect();
+            tx.execute(
+                "INSERT INTO cni_attachments(sandbox_id, network, container_id, ifname, netns, host_port, bridge, mac, addrs)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                params![
+                    id,
+                    c.network,
+                    c.container_id,
+                    c.ifname,
+                    c.netns,
+                    c.host_port,
+                    c.bridge,
+                    c.mac.to_string(),
+                    addrs.join(",")
+                ],
+            )
+            .map_err(|e| match e {
+                rusqlite::Error::SqliteFailure(f, _)
+                    if f.code == rusqlite::ErrorCode::ConstraintViolation =>
+                {
+                    StoreError::AttachmentTaken {
+                        container_id: c.container_id.clone(),
+                        ifname: c.ifname.clone(),
+                        host_port: c.host_port.clone(),
+                    }
+                }
+                e => q("insert CNI attachment")(e),
+            })?;
+        }
         let record = tx
             .query_row(&format!("{SELECT} WHERE s.id = ?1"), [id], row_to_record)
             .map_err(q("read back sandbox"))??;
@@ -380,6 +443,45 @@ impl Store {
         Ok(self
             .query(&format!("{SELECT} WHERE s.id = ?1"), [id])?
             .pop())
+    }
+
+    /// The sandbox of a CNI attachment, `(CNI_CONTAINERID, CNI_IFNAME)`.
+    pub fn cni_sandbox(
+        &self,
+        container_id: &str,
+        ifname: &str,
+    ) -> Result<Option<SandboxRecord>, StoreError> {
+        Ok(self
+            .query(
+                &format!("{SELECT} WHERE c.container_id = ?1 AND c.ifname = ?2"),
+                [container_id, ifname],
+            )?
+            .pop())
+    }
+
+    /// The CNI sandbox whose bridge port has this name.
+    pub fn cni_sandbox_by_port(&self, host_port: &str) -> Result<Option<SandboxRecord>, StoreError> {
+        Ok(self
+            .query(&format!("{SELECT} WHERE c.host_port = ?1"), [host_port])?
+            .pop())
+    }
+
+    /// Every CNI sandbox of one CNI network, ordered by id.
+    pub fn cni_sandboxes(&self, network: &str) -> Result<Vec<SandboxRecord>, StoreError> {
+        self.query(
+            &format!("{SELECT} WHERE c.network = ?1 ORDER BY s.id"),
+            [network],
+        )
+    }
+
+    /// Whether a sandbox other than `except` has a port on `bridge`.
+    pub fn bridge_in_use(&self, bridge: &str, except: u64) -> Result<bool, StoreError> {
+        self.conn
+            .prepare_cached(
+                "SELECT EXISTS(SELECT 1 FROM cni_attachments WHERE bridge = ?1 AND sandbox_id != ?2)",
+            )
+            .and_then(|mut st| st.query_row(params![bridge, except], |r| r.get(0)))
+            .map_err(q(format!("look up the sandboxes on bridge {bridge}")))
     }
 
     pub fn sandbox(&self, name: &SandboxName) -> Result<Option<SandboxRecord>, StoreError> {
@@ -601,11 +703,27 @@ fn row_to_record(r: &Row<'_>) -> rusqlite::Result<Result<SandboxRecord, StoreErr
     let netns_created: bool = r.get(8)?;
     let offset: Option<u32> = r.get(9)?;
     let created_at: String = r.get(10)?;
+    let cni_columns: Option<[String; 8]> = match r.get::<_, Option<String>>(11)? {
+        None => None,
+        Some(network) => Some([
+            network,
+            r.get(12)?,
+            r.get(13)?,
+            r.get(14)?,
+            r.get(15)?,
+            r.get(16)?,
+            r.get(17)?,
+            r.get(18)?,
+        ]),
+    };
     let corrupt = |what: String| StoreError::Corrupt {
         sandbox: name.clone(),
         what,
     };
     Ok((|| {
+        let cni = cni_columns
+            .map(|c| parse_cni(c).map_err(|what| corrupt(format!("CNI attachment: {what}"))))
+            .transpose()?;
         Ok(SandboxRecord {
             id: id as u64,
             name: SandboxName::new(&name).map_err(|e| corrupt(e.to_string()))?,
@@ -624,8 +742,32 @@ fn row_to_record(r: &Row<'_>) -> rusqlite::Result<Result<SandboxRecord, StoreErr
             offset,
             created_at,
             exposures: Vec::new(),
+            cni,
         })
     })())
+}
+
+fn parse_cni(columns: [String; 8]) -> Result<CniAttachment, String> {
+    let [network, container_id, ifname, netns, host_port, bridge, mac, addrs] = columns;
+    let mut ipv4 = Vec::new();
+    let mut ipv6 = Vec::new();
+    for a in addrs.split(',').filter(|a| !a.is_empty()) {
+        match a.parse().map_err(|_| format!("address {a:?}"))? {
+            std::net::IpAddr::V4(v4) => ipv4.push(v4),
+            std::net::IpAddr::V6(v6) => ipv6.push(v6),
+        }
+    }
+    Ok(CniAttachment {
+        mac: mac.parse()?,
+        network,
+        container_id,
+        ifname,
+        netns,
+        host_port,
+        bridge,
+        ipv4,
+        ipv6,
+    })
 }
 
 const SELECT_EXPOSURE: &str =
@@ -687,10 +829,63 @@ mod tests {
             internet: true,
             allow: vec!["tcp:443".parse().unwrap()],
             netns_created: true,
+            cni: None,
         }
     }
 
     const RANGE: OffsetRange = OffsetRange { first: 2, last: 6 };
+
+    fn cni(container_id: &str, port: &str, bridge: &str) -> NewSandbox {
+        NewSandbox {
+            cni: Some(CniAttachment {
+                network: "net1".into(),
+                container_id: container_id.into(),
+                ifname: "eth0".into(),
+                netns: format!("/run/netns/{container_id}"),
+                host_port: port.into(),
+                bridge: bridge.into(),
+                mac: "02:00:00:00:00:09".parse().unwrap(),
+                ipv4: vec!["10.89.0.9".parse().unwrap()],
+                ipv6: vec!["fd89::9".parse().unwrap()],
+            }),
+            ..new(&format!("cni-{container_id}"), "t1", SandboxKind::Cni)
+        }
+    }
+
+    #[test]
+    fn cni_attachments_round_trip_and_are_unique() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = Store::open(dir.path()).unwrap();
+        let a = s.insert_sandbox(&cni("aaa", "veth1", "br0"), RANGE).unwrap();
+        assert_eq!(a.offset, None, "CNI addresses come from the runtime");
+        assert_eq!(a.cni, cni("aaa", "veth1", "br0").cni);
+        assert_eq!(s.cni_sandbox("aaa", "eth0").unwrap().unwrap().id, a.id);
+        assert!(s.cni_sandbox("aaa", "eth1").unwrap().is_none());
+        assert_eq!(s.cni_sandbox_by_port("veth1").unwrap().unwrap().id, a.id);
+        // The same attachment, or the same port, twice: refused, and the
+        // failed insert leaves no row.
+        let twice = cni("aaa", "veth2", "br0");
+        let twice = NewSandbox {
+            name: SandboxName::new("other").unwrap(),
+            ..twice
+        };
+        assert!(matches!(
+            s.insert_sandbox(&twice, RANGE),
+            Err(StoreError::AttachmentTaken { .. })
+        ));
+        assert!(s.sandbox(&SandboxName::new("other").unwrap()).unwrap().is_none());
+        assert!(matches!(
+            s.insert_sandbox(&cni("bbb", "veth1", "br0"), RANGE),
+            Err(StoreError::AttachmentTaken { .. })
+        ));
+        let b = s.insert_sandbox(&cni("bbb", "veth2", "br0"), RANGE).unwrap();
+        assert!(s.bridge_in_use("br0", a.id).unwrap());
+        assert_eq!(s.cni_sandboxes("net1").unwrap().len(), 2);
+        assert!(s.cni_sandboxes("net2").unwrap().is_empty());
+        s.delete_sandbox(b.id).unwrap();
+        assert!(!s.bridge_in_use("br0", a.id).unwrap());
+        assert!(s.cni_sandbox("bbb", "eth0").unwrap().is_none());
+    }
 
     #[test]
     fn destroyed_addresses_stay_released_until_cleared() {

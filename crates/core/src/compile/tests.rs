@@ -21,6 +21,37 @@ fn sandbox(config: &Config, id: u64, tenant_id: u32, internet: bool, allow: &[&s
             .collect(),
         exposures: Vec::new(),
         attachment: Some(Sandbox::attachment_for(config, id, id as u32 + 1)),
+        cni: None,
+    }
+}
+
+/// A sandbox a CNI runtime attached as port `veth{id}` of `bridge`.
+fn cni_sandbox(id: u64, tenant_id: u32, bridge: &str, v6: bool) -> Sandbox {
+    Sandbox {
+        id,
+        name: SandboxName::new(&format!("cni-{id}")).unwrap(),
+        tenant: TenantName::new(&format!("t{tenant_id}")).unwrap(),
+        tenant_id,
+        kind: SandboxKind::Cni,
+        internet: false,
+        allow: Vec::new(),
+        exposures: Vec::new(),
+        attachment: None,
+        cni: Some(crate::model::CniAttachment {
+            network: "net1".into(),
+            container_id: format!("c{id}"),
+            ifname: "eth0".into(),
+            netns: format!("/run/netns/c{id}"),
+            host_port: format!("veth{id}"),
+            bridge: bridge.into(),
+            mac: crate::model::sandbox_mac(id),
+            ipv4: vec![format!("10.89.0.{id}").parse().unwrap()],
+            ipv6: if v6 {
+                vec![format!("fd89::{id}").parse().unwrap()]
+            } else {
+                Vec::new()
+            },
+        }),
     }
 }
 
@@ -80,7 +111,11 @@ fn golden_routed_deny() {
 #[test]
 fn golden_routed_same_tenant_no_uplink() {
     let c = config("[isolation]\ninter_sandbox = \"same-tenant\"\nblocked = [\"203.0.113.0/24\", \"2001:db8:bad::/48\"]\n");
-    let sbs = vec![sandbox(&c, 1, 1, false, &[])];
+    let sbs = vec![
+        sandbox(&c, 1, 1, false, &[]),
+        cni_sandbox(2, 1, "cnibr0", true),
+        cni_sandbox(3, 2, "cnibr0", false),
+    ];
     golden(
         "routed-same-tenant.nft",
         &compile(&c, &sbs).replace_script(),
@@ -120,6 +155,58 @@ fn element_counts_per_sandbox_are_constant() {
     assert!(narrowed
         .iter()
         .any(|e| e.set == "ports4" && e.to_nft() == "10.200.0.6 . tcp . 443"));
+}
+
+#[test]
+fn cni_sandbox_binds_its_port_and_policy_follows_its_addresses() {
+    let c = config(UPLINK);
+    let mut sb = cni_sandbox(4, 3, "cnibr0", true);
+    sb.internet = true;
+    sb.allow = vec!["tcp:443".parse().unwrap()];
+    sb.exposures.push(exposure(None, "8080", "80"));
+    let els: Vec<String> = sandbox_elements(&c, &sb)
+        .iter()
+        .map(|e| format!("{} {} {}", e.family.keyword(), e.set, e.to_nft()))
+        .collect();
+    for want in [
+        "bridge cni_ports \"veth4\"",
+        "bridge macs \"veth4\" . 02:00:00:00:00:04",
+        "bridge addrs4 \"veth4\" . 10.89.0.4",
+        "bridge addrs6 \"veth4\" . fd89::4",
+        "bridge addrs6 \"veth4\" . fe80::ff:fe00:4",
+        "bridge port_tenant \"veth4\" : 0x00000003",
+        "bridge port_member \"veth4\" . 0x00000003",
+        "inet tenant4 10.89.0.4 : 0x00000003",
+        "inet member6 0x00000003 . fd89::4",
+        "inet ports4 10.89.0.4 . tcp . 443",
+        "inet ports6 fd89::4 . tcp . 443",
+        "inet expose_any4 tcp . 8080 : 10.89.0.4 . 80",
+        "inet expose_any6 tcp . 8080 : fd89::4 . 80",
+    ] {
+        assert!(els.iter().any(|e| e == want), "{want} missing from {els:#?}");
+    }
+    // Nothing keyed by an interface lands in the inet or arp tables: the
+    // port is only seen by the bridge family.
+    assert!(!els.iter().any(|e| e.starts_with("inet") && e.contains("veth4")));
+    assert!(!els.iter().any(|e| e.starts_with("arp")));
+    // The bridge itself is shared, not the sandbox's.
+    assert!(!els.iter().any(|e| e.contains("cnibr0")));
+    let ruleset = compile(&c, &[sb.clone(), cni_sandbox(5, 3, "cnibr0", false)]);
+    assert_eq!(ruleset.tables.matches("elements = { \"cnibr0\" }").count(), 2);
+}
+
+#[test]
+fn cni_sandbox_without_ipv6_exposes_over_ipv4_only() {
+    let c = config(UPLINK);
+    let mut sb = cni_sandbox(6, 1, "cnibr0", false);
+    sb.exposures.push(exposure(None, "8080", "80"));
+    sb.exposures.push(exposure(Some("2001:db8::1"), "81", "81"));
+    let sets: Vec<&str> = sandbox_elements(&c, &sb)
+        .iter()
+        .filter(|e| e.set.starts_with("expose"))
+        .map(|e| e.set)
+        .collect();
+    assert_eq!(sets, vec!["expose_any4"]);
 }
 
 #[test]
@@ -176,7 +263,10 @@ fn replace_script_removes_tables_of_every_family() {
     for f in ["inet", "arp", "bridge"] {
         assert!(s.contains(&format!("delete table {f} palisade")), "{f}");
     }
-    assert!(!s.contains("table bridge palisade {\n"));
+    // Routed mode keeps a bridge table for CNI ports, without the chains
+    // of palisade's own bridge.
+    assert!(s.contains("table bridge palisade {\n"));
+    assert!(!s.contains("jump port_source"));
 }
 
 #[test]
@@ -236,5 +326,9 @@ fn rules_are_found_by_family_chain_and_position() {
         Some("arp daddr ip != 10.200.0.1 counter drop")
     );
     assert_eq!(r.rule(Family::Inet, "sandbox_to_host", 3), None);
-    assert_eq!(r.rule(Family::Bridge, "forward", 0), None);
+    assert_eq!(
+        r.rule(Family::Bridge, "forward", 0),
+        Some("iifname @cni_ports jump cni_port_to_port")
+    );
+    assert_eq!(r.rule(Family::Bridge, "forward", 2), None);
 }
