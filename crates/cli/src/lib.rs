@@ -1,8 +1,11 @@
 //! palisade: network isolation for untrusted sandboxes.
 //!
 //! The library holds the engine (requests to store rows, compiled elements
-//! and kernel plumbing) and the demo; the `palisade` binary is a thin CLI
-//! over it.
+//! and kernel plumbing), the CNI plugin front end and the demo; the
+//! `palisade` binary is a thin CLI over it, and the CNI plugin when a
+//! runtime runs it with `CNI_COMMAND` set.
 
+pub mod cni;
+pub mod config_file;
 pub mod demo;
 pub mod engine;

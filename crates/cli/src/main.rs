@@ -1,6 +1,6 @@
 //! The `palisade` command line.
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use clap::{Args, Parser, Subcommand};
 use palisade::engine::{
     CreateRequest, DestroyOutcome, Engine, Expect, ExposeRequest, ProbeOptions, ProbeReport,
@@ -213,15 +213,7 @@ fn parse_kind(s: &str) -> Result<SandboxKind, String> {
 }
 
 fn load_config(path: Option<&PathBuf>) -> Result<Config> {
-    let default_path = PathBuf::from("/etc/palisade/palisade.toml");
-    let path = match path {
-        Some(p) => p.clone(),
-        None if default_path.exists() => default_path,
-        None => return Ok(Config::default()),
-    };
-    let text = std::fs::read_to_string(&path)
-        .with_context(|| format!("cannot read the configuration {}", path.display()))?;
-    Ok(Config::from_toml(&path.display().to_string(), &text)?)
+    Ok(palisade::config_file::load(path.map(PathBuf::as_path))?)
 }
 
 fn open(cli: &Cli) -> Result<Engine> {
@@ -267,7 +259,25 @@ fn print_sandbox(v: &SandboxView) {
             );
             println!("ipv6        {} gateway {}", n.ipv6, n.ipv6_gateway);
         }
-        None => println!("network     disabled"),
+        None => match &v.cni {
+            Some(c) => {
+                println!(
+                    "cni         network {}, container {}, interface {}",
+                    c.network, c.container_id, c.ifname
+                );
+                println!("namespace   {}", c.netns);
+                println!("host side   {} on bridge {}", c.host_port, c.bridge);
+                println!("mac         {}", c.mac);
+                let addrs: Vec<String> = c
+                    .ipv4
+                    .iter()
+                    .map(|a| a.to_string())
+                    .chain(c.ipv6.iter().map(|a| a.to_string()))
+                    .collect();
+                println!("addresses   {}", addrs.join(", "));
+            }
+            None => println!("network     disabled"),
+        },
     }
     let internet = match (v.internet, v.allow.is_empty()) {
         (false, _) => "no".to_string(),
@@ -415,11 +425,17 @@ fn run(cli: Cli) -> Result<ExitCode> {
                     "NAME", "TENANT", "KIND", "IPV4", "IPV6"
                 );
                 for v in views {
-                    let (v4, v6) = v
-                        .network
-                        .as_ref()
-                        .map(|n| (n.ipv4.clone(), n.ipv6.clone()))
-                        .unwrap_or(("-".into(), "-".into()));
+                    let first = |addrs: Vec<String>| addrs.into_iter().next();
+                    let (v4, v6) = match (&v.network, &v.cni) {
+                        (Some(n), _) => (n.ipv4.clone(), n.ipv6.clone()),
+                        (None, Some(c)) => (
+                            first(c.ipv4.iter().map(|a| a.to_string()).collect())
+                                .unwrap_or("-".into()),
+                            first(c.ipv6.iter().map(|a| a.to_string()).collect())
+                                .unwrap_or("-".into()),
+                        ),
+                        (None, None) => ("-".into(), "-".into()),
+                    };
                     let internet = match (v.internet, v.allow.is_empty()) {
                         (false, _) => "no".to_string(),
                         (true, true) => "yes".to_string(),
@@ -575,6 +591,11 @@ fn run(cli: Cli) -> Result<ExitCode> {
 }
 
 fn main() -> ExitCode {
+    // Run by a container runtime as a CNI plugin: the protocol is the
+    // environment and stdin, not arguments.
+    if palisade::cni::invoked_as_plugin() {
+        return palisade::cni::run();
+    }
     let cli = Cli::parse();
     match run(cli) {
         Ok(code) => code,

@@ -262,7 +262,11 @@ fn policy_elements(sb: &Sandbox, v4s: &[Ipv4Addr], v6s: &[Ipv6Addr]) -> Vec<Elem
     for (addr, v) in addrs {
         let six = v == "6";
         let pick = |s4: &'static str, s6: &'static str| if six { s6 } else { s4 };
-        out.push(el(pick("tenant4", "tenant6"), vec![addr.clone()], vec![mark.clone()]));
+        out.push(el(
+            pick("tenant4", "tenant6"),
+            vec![addr.clone()],
+            vec![mark.clone()],
+        ));
         out.push(el(
             pick("member4", "member6"),
             vec![mark.clone(), addr.clone()],
@@ -310,7 +314,11 @@ fn cni_elements(sb: &Sandbox, cni: &CniAttachment) -> Vec<Element> {
     let mut out = vec![
         el("cni_ports", vec![port()], Vec::new()),
         el("macs", vec![port(), KeyPart::Ether(cni.mac)], Vec::new()),
-        el("port_tenant", vec![port()], vec![KeyPart::Mark(sb.tenant_id)]),
+        el(
+            "port_tenant",
+            vec![port()],
+            vec![KeyPart::Mark(sb.tenant_id)],
+        ),
         el(
             "port_member",
             vec![port(), KeyPart::Mark(sb.tenant_id)],
@@ -731,7 +739,9 @@ fn bridge_table(
     write_chain(&mut t, "cni_port_source", None, &port_source_rules(None));
     let mut forward = Vec::new();
     if own {
-        forward.push(format!("iifname {own_ports} oifname {own_ports} counter drop"));
+        forward.push(format!(
+            "iifname {own_ports} oifname {own_ports} counter drop"
+        ));
     }
     forward.push("iifname @cni_ports jump cni_port_to_port".into());
     forward.push("oifname @cni_ports counter drop".into());

@@ -161,6 +161,16 @@ pub struct Sandbox {
 }
 
 impl Sandbox {
+    /// The address of each family that exposures forward to and probes send
+    /// from: palisade's own, or the first the CNI runtime assigned.
+    pub fn primary_addresses(&self) -> (Option<Ipv4Addr>, Option<Ipv6Addr>) {
+        match (&self.attachment, &self.cni) {
+            (Some(a), _) => (Some(a.ipv4), Some(a.ipv6)),
+            (None, Some(c)) => (c.ipv4.first().copied(), c.ipv6.first().copied()),
+            (None, None) => (None, None),
+        }
+    }
+
     /// Every address the sandbox owns, whoever assigned it.
     pub fn addresses(&self) -> Vec<std::net::IpAddr> {
         let mut out = Vec::new();

@@ -186,7 +186,8 @@ CREATE INDEX IF NOT EXISTS cni_by_network ON cni_attachments(network);
 CREATE INDEX IF NOT EXISTS cni_by_bridge ON cni_attachments(bridge);
 ";
 
-const SELECT: &str = "SELECT s.id, s.name, t.name, s.tenant_id, s.kind, s.internet, s.allow, s.state,
+const SELECT: &str =
+    "SELECT s.id, s.name, t.name, s.tenant_id, s.kind, s.internet, s.allow, s.state,
     s.netns_created, s.addr_offset, s.created_at,
     c.network, c.container_id, c.ifname, c.netns, c.host_port, c.bridge, c.mac, c.addrs
     FROM sandboxes s JOIN tenants t ON t.id = s.tenant_id
@@ -460,7 +461,10 @@ impl Store {
     }
 
     /// The CNI sandbox whose bridge port has this name.
-    pub fn cni_sandbox_by_port(&self, host_port: &str) -> Result<Option<SandboxRecord>, StoreError> {
+    pub fn cni_sandbox_by_port(
+        &self,
+        host_port: &str,
+    ) -> Result<Option<SandboxRecord>, StoreError> {
         Ok(self
             .query(&format!("{SELECT} WHERE c.host_port = ?1"), [host_port])?
             .pop())
@@ -856,7 +860,9 @@ mod tests {
     fn cni_attachments_round_trip_and_are_unique() {
         let dir = tempfile::tempdir().unwrap();
         let mut s = Store::open(dir.path()).unwrap();
-        let a = s.insert_sandbox(&cni("aaa", "veth1", "br0"), RANGE).unwrap();
+        let a = s
+            .insert_sandbox(&cni("aaa", "veth1", "br0"), RANGE)
+            .unwrap();
         assert_eq!(a.offset, None, "CNI addresses come from the runtime");
         assert_eq!(a.cni, cni("aaa", "veth1", "br0").cni);
         assert_eq!(s.cni_sandbox("aaa", "eth0").unwrap().unwrap().id, a.id);
@@ -873,12 +879,17 @@ mod tests {
             s.insert_sandbox(&twice, RANGE),
             Err(StoreError::AttachmentTaken { .. })
         ));
-        assert!(s.sandbox(&SandboxName::new("other").unwrap()).unwrap().is_none());
+        assert!(s
+            .sandbox(&SandboxName::new("other").unwrap())
+            .unwrap()
+            .is_none());
         assert!(matches!(
             s.insert_sandbox(&cni("bbb", "veth1", "br0"), RANGE),
             Err(StoreError::AttachmentTaken { .. })
         ));
-        let b = s.insert_sandbox(&cni("bbb", "veth2", "br0"), RANGE).unwrap();
+        let b = s
+            .insert_sandbox(&cni("bbb", "veth2", "br0"), RANGE)
+            .unwrap();
         assert!(s.bridge_in_use("br0", a.id).unwrap());
         assert_eq!(s.cni_sandboxes("net1").unwrap().len(), 2);
         assert!(s.cni_sandboxes("net2").unwrap().is_empty());

@@ -41,7 +41,7 @@ impl Engine {
         if record.state != SandboxState::Ready {
             return Err(invalid("it is being created or destroyed"));
         }
-        if record.offset.is_none() {
+        if record.offset.is_none() && record.cni.is_none() {
             return Err(invalid(
                 "it has networking disabled (--kind none); nothing can be exposed",
             ));
@@ -70,10 +70,11 @@ impl Engine {
         if record.exposures.contains(&exposure) {
             return Ok((self.view(&record), exposure));
         }
-        self.store.add_exposure(record.id, &exposure)?;
         let sandbox = self.model(&record);
-        let att = sandbox.attachment.as_ref().expect("checked: networked");
-        let elements = exposure_elements(&exposure, att);
+        let (v4, v6) = sandbox.primary_addresses();
+        check_family(&exposure, v4.is_some(), v6.is_some()).map_err(invalid)?;
+        self.store.add_exposure(record.id, &exposure)?;
+        let elements = exposure_elements(&exposure, v4, v6);
         if let Err(source) = self.nft.apply_elements(&elements, &[]) {
             self.store.remove_exposure(record.id, &exposure)?;
             return Err(EngineError::Elements {
@@ -117,11 +118,10 @@ impl Engine {
             };
             return Err(invalid(format!("no {proto} exposure matches; {have}")));
         }
-        let sandbox = self.model(&record);
-        let att = sandbox.attachment.as_ref().expect("checked: networked");
+        let (v4, v6) = self.model(&record).primary_addresses();
         let elements: Vec<_> = doomed
             .iter()
-            .flat_map(|e| exposure_elements(e, att))
+            .flat_map(|e| exposure_elements(e, v4, v6))
             .collect();
         self.nft
             .apply_elements(&[], &elements)
@@ -143,6 +143,20 @@ impl Engine {
 
     fn view(&self, record: &SandboxRecord) -> SandboxView {
         SandboxView::new(&self.config, record, &self.model(record))
+    }
+}
+
+/// An exposure on a host address of one family needs a sandbox address of
+/// that family to forward to (a CNI sandbox may have only one).
+pub(super) fn check_family(exposure: &Exposure, has_v4: bool, has_v6: bool) -> Result<(), String> {
+    match exposure.host_ip {
+        Some(IpAddr::V4(a)) if !has_v4 => Err(format!(
+            "host address {a} is IPv4 but the sandbox has no IPv4 address"
+        )),
+        Some(IpAddr::V6(a)) if !has_v6 => Err(format!(
+            "host address {a} is IPv6 but the sandbox has no IPv6 address"
+        )),
+        _ => Ok(()),
     }
 }
 

@@ -34,46 +34,14 @@ impl Engine {
     /// Validates a request without touching anything.
     fn validate(&self, req: &CreateRequest) -> Result<NewSandbox, EngineError> {
         let name = SandboxName::new(&req.name)?;
-        let tenant = TenantName::new(&req.tenant)?;
-        let invalid = |why: String| EngineError::InvalidRequest {
-            sandbox: name.to_string(),
-            why,
-        };
-        let mut allow = Vec::new();
-        for a in &req.allow {
-            let rule: PortRule = a.parse()?;
-            if !allow.contains(&rule) {
-                allow.push(rule);
-            }
+        if req.kind == SandboxKind::Cni {
+            return Err(EngineError::InvalidRequest {
+                sandbox: name.to_string(),
+                why: "sandboxes of kind cni are made by palisade's CNI plugin, not by hand".into(),
+            });
         }
-        if req.kind == SandboxKind::None && (req.internet || !allow.is_empty()) {
-            return Err(invalid(
-                "--kind none has networking disabled; --internet and --allow need networking"
-                    .into(),
-            ));
-        }
-        let defaults = self.config.tenant_defaults(&tenant);
-        let (internet, allow) = if req.kind == SandboxKind::None {
-            (false, Vec::new())
-        } else {
-            let internet = req.internet || defaults.internet;
-            let allow = if allow.is_empty() {
-                defaults.allow
-            } else {
-                allow
-            };
-            (internet, allow)
-        };
-        if !allow.is_empty() && !internet {
-            return Err(invalid(
-                "--allow narrows internet egress; add --internet".into(),
-            ));
-        }
-        if internet && self.config.network.uplink.is_none() {
-            return Err(invalid(
-                "--internet needs network.uplink in the configuration (the host interface to masquerade through)".into(),
-            ));
-        }
+        let (tenant, internet, allow) =
+            self.resolve_policy(&name, &req.tenant, req.kind, req.internet, &req.allow)?;
         let netns_created =
             req.kind == SandboxKind::Netns && !palisade_link::named_netns_exists(name.as_str());
         Ok(NewSandbox {
@@ -83,7 +51,61 @@ impl Engine {
             internet,
             allow,
             netns_created,
+            cni: None,
         })
+    }
+
+    /// The tenant and egress policy of a new sandbox: the request's, else
+    /// the tenant's defaults from the configuration; checked for sense.
+    pub(super) fn resolve_policy(
+        &self,
+        name: &SandboxName,
+        tenant: &str,
+        kind: SandboxKind,
+        internet: bool,
+        allow: &[String],
+    ) -> Result<(TenantName, bool, Vec<PortRule>), EngineError> {
+        let tenant = TenantName::new(tenant)?;
+        let invalid = |why: String| EngineError::InvalidRequest {
+            sandbox: name.to_string(),
+            why,
+        };
+        let mut rules = Vec::new();
+        for a in allow {
+            let rule: PortRule = a.parse()?;
+            if !rules.contains(&rule) {
+                rules.push(rule);
+            }
+        }
+        if kind == SandboxKind::None && (internet || !rules.is_empty()) {
+            return Err(invalid(
+                "--kind none has networking disabled; --internet and --allow need networking"
+                    .into(),
+            ));
+        }
+        let defaults = self.config.tenant_defaults(&tenant);
+        let (internet, rules) = if kind == SandboxKind::None {
+            (false, Vec::new())
+        } else {
+            let internet = internet || defaults.internet;
+            let rules = if rules.is_empty() {
+                defaults.allow
+            } else {
+                rules
+            };
+            (internet, rules)
+        };
+        if !rules.is_empty() && !internet {
+            return Err(invalid(
+                "--allow narrows internet egress; add --internet".into(),
+            ));
+        }
+        if internet && self.config.network.uplink.is_none() {
+            return Err(invalid(
+                "--internet needs network.uplink in the configuration (the host interface to masquerade through)".into(),
+            ));
+        }
+        Ok((tenant, internet, rules))
     }
 
     /// Creates a sandbox; on any failure nothing of it remains.
@@ -159,7 +181,8 @@ impl Engine {
     ) -> Result<(), EngineError> {
         self.detach(sandbox, record.netns_created)?;
         faults::point("destroy-after-link")?;
-        let elements = sandbox_elements(&self.config, sandbox);
+        let mut elements = sandbox_elements(&self.config, sandbox);
+        elements.extend(self.last_on_bridge(sandbox)?);
         if with_elements && !elements.is_empty() {
             self.nft
                 .apply_elements(&[], &elements)
@@ -182,10 +205,11 @@ impl Engine {
         &mut self,
         sandbox: &Sandbox,
     ) -> Result<usize, EngineError> {
-        let Some(att) = &sandbox.attachment else {
+        let addrs = sandbox.addresses();
+        if addrs.is_empty() {
             return Ok(0);
-        };
-        self.forget_addresses(&[att.ipv4.into(), att.ipv6.into()])
+        }
+        self.forget_addresses(&addrs)
             .map_err(|source| EngineError::Conntrack {
                 sandbox: sandbox.name.to_string(),
                 source: Box::new(source),

@@ -3,6 +3,7 @@
 //! run left behind. Front ends (the CLI, later the daemon and CNI plugin) call
 //! it and never build rules themselves.
 
+mod cni;
 mod error;
 mod exposure;
 mod faults;
@@ -15,6 +16,7 @@ mod update;
 mod verify;
 mod view;
 
+pub use cni::{CniAttachRequest, CniGcReport};
 pub use error::EngineError;
 pub use exposure::ExposeRequest;
 pub use lifecycle::{CreateRequest, DestroyOutcome};
@@ -115,6 +117,7 @@ impl Engine {
             attachment: r
                 .offset
                 .map(|o| Sandbox::attachment_for(&self.config, r.id, o)),
+            cni: r.cni.clone(),
         }
     }
 

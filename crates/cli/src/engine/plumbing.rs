@@ -128,7 +128,8 @@ impl Engine {
                         why: format!("tap {} vanished right after creation", att.host_iface),
                     })?
             }
-            SandboxKind::None => return Ok(()),
+            // The runtime's plugins make and remove a CNI sandbox's interface.
+            SandboxKind::None | SandboxKind::Cni => return Ok(()),
         };
         faults::point("after-link")?;
         self.configure_host_side(sb, index, att.ipv4, att.ipv6)

@@ -226,9 +226,7 @@ impl Engine {
             push("host".into(), addr, &host_ports, Expect::Blocked);
         }
         for other in all.iter().filter(|o| o.id != sb.id) {
-            let Some(att) = &other.attachment else {
-                continue;
-            };
+            let (v4, v6) = other.primary_addresses();
             let allowed = self.config.isolation.inter_sandbox == InterSandbox::SameTenant
                 && other.tenant_id == sb.tenant_id;
             let expect = if allowed {
@@ -237,7 +235,8 @@ impl Engine {
                 Expect::Blocked
             };
             let label = format!("sandbox {} (tenant {})", other.name, other.tenant);
-            for addr in [IpAddr::V4(att.ipv4), IpAddr::V6(att.ipv6)] {
+            let addrs = v4.map(IpAddr::V4).into_iter().chain(v6.map(IpAddr::V6));
+            for addr in addrs {
                 push(label.clone(), addr, &[Transport::Tcp(9)], expect);
             }
         }
@@ -301,17 +300,23 @@ impl Engine {
                 SandboxKind::Netns => "netns sockets",
                 SandboxKind::Tap => "tap frames (udp)",
                 SandboxKind::None => "none",
+                SandboxKind::Cni => "netns sockets (CNI attachment)",
             }
             .into(),
             not_probed: None,
             probes: Vec::new(),
         };
-        let Some(att) = &sb.attachment else {
+        let (src4, src6) = sb.primary_addresses();
+        if src4.is_none() && src6.is_none() {
             out.not_probed = Some("networking disabled: nothing to probe".into());
             return Ok(out);
-        };
+        }
         let mut sender = match sb.kind {
             SandboxKind::Netns => Sender::Netns(palisade_link::netns_path(sb.name.as_str())),
+            SandboxKind::Cni => {
+                let netns = sb.cni.as_ref().map(|c| c.netns.clone()).unwrap_or_default();
+                Sender::Netns(netns.into())
+            }
             SandboxKind::Tap => match self.tap_sender(sb) {
                 Ok(s) => s,
                 Err(why) => {
@@ -319,13 +324,15 @@ impl Engine {
                     return Ok(out);
                 }
             },
-            SandboxKind::None => unreachable!("has an attachment"),
+            SandboxKind::None => unreachable!("has an address"),
         };
         for target in targets {
+            // A CNI sandbox may lack one family: nothing to send from.
             let src = match target.addr {
-                IpAddr::V4(_) => IpAddr::V4(att.ipv4),
-                IpAddr::V6(_) => IpAddr::V6(att.ipv6),
+                IpAddr::V4(_) => src4.map(IpAddr::V4),
+                IpAddr::V6(_) => src6.map(IpAddr::V6),
             };
+            let Some(src) = src else { continue };
             let to_host = host_addrs.contains(&target.addr);
             if !to_host && !self.host_routes(target.addr)? {
                 // The host's routing drops it before palisade's forward
@@ -502,7 +509,12 @@ fn evidence_chains(to_host: bool) -> &'static [(Family, &'static str)] {
     if to_host {
         &[(Family::Inet, "sandbox_to_host")]
     } else {
-        &[(Family::Inet, "from_sandbox"), (Family::Inet, "to_peer")]
+        &[
+            (Family::Inet, "from_sandbox"),
+            (Family::Inet, "to_peer"),
+            // CNI sandboxes on one bridge meet at layer 2.
+            (Family::Bridge, "cni_port_to_port"),
+        ]
     }
 }
 

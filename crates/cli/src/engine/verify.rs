@@ -133,11 +133,16 @@ impl Engine {
             .map(|l| l.name)
             .collect();
         for (_, sb) in &selected {
-            if let Some(att) = &sb.attachment {
-                if !links.contains(&att.host_iface) {
+            let iface = sb
+                .attachment
+                .as_ref()
+                .map(|a| &a.host_iface)
+                .or(sb.cni.as_ref().map(|c| &c.host_port));
+            if let Some(iface) = iface {
+                if !links.contains(iface) {
                     differences.push(Difference {
                         kind: "missing",
-                        object: format!("interface {} of sandbox {}", att.host_iface, sb.name),
+                        object: format!("interface {iface} of sandbox {}", sb.name),
                         expected: None,
                         found: None,
                     });

@@ -20,6 +20,9 @@ pub struct SandboxView {
     pub netns: Option<NetnsView>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub network: Option<NetworkView>,
+    /// The attachment of a sandbox a CNI runtime made (kind `cni`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cni: Option<palisade_core::model::CniAttachment>,
     pub created_at: String,
 }
 
@@ -68,6 +71,7 @@ impl SandboxView {
                 ipv6: format!("{}/128", a.ipv6),
                 ipv6_gateway: GATEWAY6.to_string(),
             }),
+            cni: sb.cni.clone(),
             created_at: r.created_at.clone(),
         }
     }

@@ -183,16 +183,24 @@ fn cni_sandbox_binds_its_port_and_policy_follows_its_addresses() {
         "inet expose_any4 tcp . 8080 : 10.89.0.4 . 80",
         "inet expose_any6 tcp . 8080 : fd89::4 . 80",
     ] {
-        assert!(els.iter().any(|e| e == want), "{want} missing from {els:#?}");
+        assert!(
+            els.iter().any(|e| e == want),
+            "{want} missing from {els:#?}"
+        );
     }
     // Nothing keyed by an interface lands in the inet or arp tables: the
     // port is only seen by the bridge family.
-    assert!(!els.iter().any(|e| e.starts_with("inet") && e.contains("veth4")));
+    assert!(!els
+        .iter()
+        .any(|e| e.starts_with("inet") && e.contains("veth4")));
     assert!(!els.iter().any(|e| e.starts_with("arp")));
     // The bridge itself is shared, not the sandbox's.
     assert!(!els.iter().any(|e| e.contains("cnibr0")));
     let ruleset = compile(&c, &[sb.clone(), cni_sandbox(5, 3, "cnibr0", false)]);
-    assert_eq!(ruleset.tables.matches("elements = { \"cnibr0\" }").count(), 2);
+    assert_eq!(
+        ruleset.tables.matches("elements = { \"cnibr0\" }").count(),
+        2
+    );
 }
 
 #[test]

@@ -29,6 +29,8 @@ pub struct LinkSummary {
     pub mac: Option<[u8; 6]>,
     /// Index of the bridge/bond this link is enslaved to.
     pub master: Option<u32>,
+    /// For a veth: the index of its peer, in the peer's namespace.
+    pub peer_index: Option<u32>,
 }
 
 /// A veth pair to create with [`Rtnl::create_veth`].
@@ -62,6 +64,38 @@ impl Rtnl {
         match self.request(RouteNetlinkMessage::GetLink(msg), 0, &ctx) {
             Ok(replies) => Ok(replies.into_iter().find_map(|m| match m {
                 RouteNetlinkMessage::NewLink(l) => Some(l.header.index),
+                _ => None,
+            })),
+            Err(e) if e.errno() == Some(libc::ENODEV) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// The interface called `name`, or `None` if there is none.
+    pub fn link(&mut self, name: &str) -> Result<Option<LinkSummary>> {
+        validate_ifname("link", name)?;
+        let mut msg = LinkMessage::default();
+        msg.attributes.push(LinkAttribute::IfName(name.to_string()));
+        self.get_link(msg, name)
+    }
+
+    /// The interface with this index, or `None` if there is none.
+    pub fn link_by_index(&mut self, index: u32) -> Result<Option<LinkSummary>> {
+        let mut msg = LinkMessage::default();
+        msg.header.index = index;
+        self.get_link(msg, &format!("#{index}"))
+    }
+
+    fn get_link(&mut self, mut msg: LinkMessage, what: &str) -> Result<Option<LinkSummary>> {
+        msg.attributes
+            .push(LinkAttribute::ExtMask(vec![LinkExtentMask::SkipStats]));
+        let ctx = Ctx {
+            op: "look up link",
+            what,
+        };
+        match self.request(RouteNetlinkMessage::GetLink(msg), 0, &ctx) {
+            Ok(replies) => Ok(replies.into_iter().find_map(|m| match m {
+                RouteNetlinkMessage::NewLink(l) => Some(summarize(l)),
                 _ => None,
             })),
             Err(e) if e.errno() == Some(libc::ENODEV) => Ok(None),
@@ -262,12 +296,14 @@ fn summarize(l: LinkMessage) -> LinkSummary {
         kind: None,
         mac: None,
         master: None,
+        peer_index: None,
     };
     for attr in l.attributes {
         match attr {
             LinkAttribute::IfName(n) => s.name = n,
             LinkAttribute::Address(a) => s.mac = a.try_into().ok(),
             LinkAttribute::Controller(m) => s.master = Some(m),
+            LinkAttribute::Link(i) => s.peer_index = Some(i),
             LinkAttribute::LinkInfo(infos) => {
                 for info in infos {
                     if let LinkInfo::Kind(k) = info {
