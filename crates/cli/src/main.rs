@@ -268,12 +268,7 @@ fn print_sandbox(v: &SandboxView) {
                 println!("namespace   {}", c.netns);
                 println!("host side   {} on bridge {}", c.host_port, c.bridge);
                 println!("mac         {}", c.mac);
-                let addrs: Vec<String> = c
-                    .ipv4
-                    .iter()
-                    .map(|a| a.to_string())
-                    .chain(c.ipv6.iter().map(|a| a.to_string()))
-                    .collect();
+                let addrs: Vec<String> = c.addresses().map(|a| a.to_string()).collect();
                 println!("addresses   {}", addrs.join(", "));
             }
             None => println!("network     disabled"),

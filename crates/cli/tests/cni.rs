@@ -214,6 +214,13 @@ fn ipv4_of(result: &Value) -> Ipv4Addr {
     cidr.split('/').next().unwrap().parse().unwrap()
 }
 
+/// A lab for `test`, or `None` (after a loud SKIPPED) without root or the
+/// reference plugins.
+fn lab(test: &str) -> Option<Env> {
+    let env = Env::new(test, CONFIG)?;
+    plugins_present(test).then_some(env)
+}
+
 fn plugins_present(test: &str) -> bool {
     let ok = Path::new(CNI_BIN).join("bridge").exists();
     if !ok {
@@ -238,13 +245,9 @@ fn connects(netns: &Path, dst: SocketAddr) -> bool {
 
 #[test]
 fn chained_after_bridge_palisade_enforces_tenancy_blocks_and_egress() {
-    let test = "chained_after_bridge_palisade_enforces_tenancy_blocks_and_egress";
-    let Some(env) = Env::new(test, CONFIG) else {
+    let Some(env) = lab("chained_after_bridge_palisade_enforces_tenancy_blocks_and_egress") else {
         return;
     };
-    if !plugins_present(test) {
-        return;
-    }
     let world = env.lab.add_world().unwrap();
     let net = Net::new(
         &env,
@@ -439,13 +442,9 @@ fn chained_after_bridge_palisade_enforces_tenancy_blocks_and_egress() {
 
 #[test]
 fn port_mappings_are_exposures_reachable_from_outside() {
-    let test = "port_mappings_are_exposures_reachable_from_outside";
-    let Some(env) = Env::new(test, CONFIG) else {
+    let Some(env) = lab("port_mappings_are_exposures_reachable_from_outside") else {
         return;
     };
-    if !plugins_present(test) {
-        return;
-    }
     let world = env.lab.add_world().unwrap();
     let net = Net::new(
         &env,
@@ -478,13 +477,9 @@ fn port_mappings_are_exposures_reachable_from_outside() {
 
 #[test]
 fn spec_errors_versions_status_and_gc() {
-    let test = "spec_errors_versions_status_and_gc";
-    let Some(env) = Env::new(test, CONFIG) else {
+    let Some(env) = lab("spec_errors_versions_status_and_gc") else {
         return;
     };
-    if !plugins_present(test) {
-        return;
-    }
     let net = Net::new(&env, "s", "10.91.0.0/24", json!({"tenant": "t"}));
     let c1 = container(&env, "s1");
     let c2 = container(&env, "s2");

@@ -98,6 +98,12 @@ pub struct CniAttachment {
 }
 
 impl CniAttachment {
+    /// Every address the runtime's IPAM gave the interface, IPv4 first.
+    pub fn addresses(&self) -> impl Iterator<Item = std::net::IpAddr> + '_ {
+        let v4 = self.ipv4.iter().map(|&a| std::net::IpAddr::from(a));
+        v4.chain(self.ipv6.iter().map(|&a| std::net::IpAddr::from(a)))
+    }
+
     /// The link-local address the container's interface has by default
     /// (EUI-64 of its MAC): its NDP and router solicitations use it.
     pub fn link_local6(&self) -> Ipv6Addr {
@@ -179,8 +185,7 @@ impl Sandbox {
             out.push(a.ipv6.into());
         }
         if let Some(c) = &self.cni {
-            out.extend(c.ipv4.iter().map(|&a| std::net::IpAddr::from(a)));
-            out.extend(c.ipv6.iter().map(|&a| std::net::IpAddr::from(a)));
+            out.extend(c.addresses());
         }
         out
     }

@@ -322,12 +322,7 @@ impl Store {
         .map_err(q("insert sandbox"))?;
         let id = tx.last_insert_rowid();
         if let Some(c) = &new.cni {
-            let addrs: Vec<String> = c
-                .ipv4
-                .iter()
-                .map(|a| a.to_string())
-                .chain(c.ipv6.iter().map(|a| a.to_string()))
-                .collect();
+            let addrs: Vec<String> = c.addresses().map(|a| a.to_string()).collect();
             tx.execute(
                 "INSERT INTO cni_attachments(sandbox_id, network, container_id, ifname, netns, host_port, bridge, mac, addrs)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",

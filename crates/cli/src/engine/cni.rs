@@ -101,13 +101,7 @@ impl Engine {
             )),
             Err(failure) => {
                 let sandbox = self.model(&record);
-                match self.tear_down(&record, &sandbox, elements_applied) {
-                    Ok(()) => Err(failure),
-                    Err(cleanup) => Err(EngineError::RollbackFailed {
-                        failure: Box::new(failure),
-                        cleanup: cleanup.to_string(),
-                    }),
-                }
+                Err(self.roll_back(&record, &sandbox, elements_applied, failure))
             }
         }
     }

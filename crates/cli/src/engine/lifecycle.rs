@@ -126,12 +126,24 @@ impl Engine {
             // A refused element batch changed nothing (it is atomic), so the
             // roll-back must not delete those keys: they may be someone
             // else's.
-            Err(failure) => match self.tear_down(&record, &sandbox, elements_applied) {
-                Ok(()) => Err(failure),
-                Err(cleanup) => Err(EngineError::RollbackFailed {
-                    failure: Box::new(failure),
-                    cleanup: cleanup.to_string(),
-                }),
+            Err(failure) => Err(self.roll_back(&record, &sandbox, elements_applied, failure)),
+        }
+    }
+
+    /// Undoes a failed create: the failure, or both it and why the clean-up
+    /// failed too (the next command's repair finishes it then).
+    pub(super) fn roll_back(
+        &mut self,
+        record: &SandboxRecord,
+        sandbox: &Sandbox,
+        elements_applied: bool,
+        failure: EngineError,
+    ) -> EngineError {
+        match self.tear_down(record, sandbox, elements_applied) {
+            Ok(()) => failure,
+            Err(cleanup) => EngineError::RollbackFailed {
+                failure: Box::new(failure),
+                cleanup: cleanup.to_string(),
             },
         }
     }
