@@ -253,7 +253,7 @@ fn chained_after_bridge_palisade_enforces_tenancy_blocks_and_egress() {
         &env,
         "a",
         "10.89.0.0/24",
-        json!({"tenant": "blue", "internet": true}),
+        json!({"tenant": "blue", "internet": true, "overridable": ["tenant", "internet"]}),
     );
     let (a1, a2, b1) = (
         container(&env, "a1"),
@@ -676,4 +676,65 @@ fn spec_errors_versions_status_and_gc() {
     net.palisade(&cni_env("DEL", "ctr-x", &c1), &fresh.to_string())
         .ok();
     assert!(!env.dir.join("never-used").exists());
+}
+
+#[test]
+fn a_record_that_outlived_its_container_gives_its_address_up() {
+    let Some(env) = lab("a_record_that_outlived_its_container_gives_its_address_up") else {
+        return;
+    };
+    // One address in the pool: the next container gets the same one.
+    let net = Net::new(&env, "r", "10.93.0.0/24", json!({"tenant": "t"}));
+    let mut conf = net.bridge_conf();
+    conf["ipam"]["ranges"] =
+        json!([[{"subnet": "10.93.0.0/24", "rangeStart": "10.93.0.5", "rangeEnd": "10.93.0.5"}]]);
+    let first = container(&env, "r1");
+    let bridge = |command: &str, id: &str, ns: &Path| {
+        invoke(
+            &env,
+            &Path::new(CNI_BIN).join("bridge"),
+            &cni_env(command, id, ns),
+            &conf.to_string(),
+        )
+    };
+    let prev = bridge("ADD", "ctr-old", &first).ok().json();
+    net.palisade(
+        &cni_env("ADD", "ctr-old", &first),
+        &net.conf("1.0.0", Some(&prev), None),
+    )
+    .ok();
+    // The runtime lost palisade's DEL: only the bridge plugin's ran.
+    bridge("DEL", "ctr-old", &first).ok();
+    let second = container(&env, "r2");
+    let prev2 = bridge("ADD", "ctr-new", &second).ok().json();
+    assert_eq!(
+        ipv4_of(&prev2),
+        ipv4_of(&prev),
+        "the pool hands the address out again"
+    );
+    net.palisade(
+        &cni_env("ADD", "ctr-new", &second),
+        &net.conf("1.0.0", Some(&prev2), None),
+    )
+    .ok();
+    let list = env.json(&["sandbox", "list", "--json"]);
+    let ids: Vec<&str> = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v["cni"]["container_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        ids,
+        vec!["ctr-new"],
+        "the stale record must be gone: {list}"
+    );
+    env.ok(&["verify"]);
+    net.palisade(
+        &cni_env("DEL", "ctr-new", &second),
+        &net.conf("1.0.0", Some(&prev2), None),
+    )
+    .ok();
+    bridge("DEL", "ctr-new", &second).ok();
+    env.assert_empty();
 }

@@ -465,6 +465,19 @@ impl Store {
             .pop())
     }
 
+    /// The CNI sandboxes holding this address (the runtime's IPAM hands
+    /// addresses out again; a row that outlived its container still holds
+    /// it).
+    pub fn cni_sandboxes_with_address(
+        &self,
+        addr: std::net::IpAddr,
+    ) -> Result<Vec<SandboxRecord>, StoreError> {
+        self.query(
+            &format!("{SELECT} WHERE ',' || c.addrs || ',' LIKE '%,' || ?1 || ',%' ORDER BY s.id"),
+            [addr.to_string()],
+        )
+    }
+
     /// Every CNI sandbox of one CNI network, ordered by id.
     pub fn cni_sandboxes(&self, network: &str) -> Result<Vec<SandboxRecord>, StoreError> {
         self.query(
@@ -887,6 +900,20 @@ mod tests {
             .unwrap();
         assert!(s.bridge_in_use("br0", a.id).unwrap());
         assert_eq!(s.cni_sandboxes("net1").unwrap().len(), 2);
+        let holders = s
+            .cni_sandboxes_with_address("10.89.0.9".parse().unwrap())
+            .unwrap();
+        assert_eq!(holders.len(), 2);
+        assert!(s
+            .cni_sandboxes_with_address("10.89.0.90".parse().unwrap())
+            .unwrap()
+            .is_empty());
+        assert_eq!(
+            s.cni_sandboxes_with_address("fd89::9".parse().unwrap())
+                .unwrap()
+                .len(),
+            2
+        );
         assert!(s.cni_sandboxes("net2").unwrap().is_empty());
         s.delete_sandbox(b.id).unwrap();
         assert!(!s.bridge_in_use("br0", a.id).unwrap());

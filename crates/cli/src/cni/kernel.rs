@@ -10,6 +10,7 @@ use super::error::{CniError, INVALID_CONFIG, INVALID_ENVIRONMENT};
 use super::request::check_ifname;
 use palisade_core::element::MacAddr;
 use palisade_link::Rtnl;
+use std::net::IpAddr;
 use std::path::Path;
 
 /// What the kernel shows of one attachment.
@@ -20,8 +21,11 @@ pub struct Discovered {
     pub bridge: String,
 }
 
-/// Looks up `ifname` inside `netns`, then its peer and bridge here.
-pub fn discover(netns: &str, ifname: &str) -> Result<Discovered, CniError> {
+/// Looks up `ifname` inside `netns`, then its peer and bridge here. Every
+/// gateway the previous result gives the interface must be an address of
+/// the bridge itself: traffic through any other device (a VLAN upper of the
+/// bridge, say) would not meet the rules keyed by the bridge.
+pub fn discover(netns: &str, ifname: &str, gateways: &[IpAddr]) -> Result<Discovered, CniError> {
     let invalid = |why: String| CniError::new(INVALID_CONFIG, "cannot police this attachment", why);
     if !Path::new(netns).exists() {
         return Err(CniError::new(
@@ -64,6 +68,14 @@ pub fn discover(netns: &str, ifname: &str) -> Result<Discovered, CniError> {
                 "the host end of {ifname} (index {peer}) is not in palisade's network namespace"
             ))
         })?;
+    // IFLA_LINK names an index in the peer's namespace: the link found here
+    // must point back at the container's interface, or it is some other
+    // link that happens to have that index.
+    if port.kind.as_deref() != Some("veth") || port.peer_index != Some(link.index) {
+        return Err(invalid(format!(
+            "the host end of {ifname} (index {peer}) is not in palisade's network namespace"
+        )));
+    }
     let master = port.master.ok_or_else(|| {
         invalid(format!(
             "the host end {} of {ifname} is not a bridge port; chain palisade after the bridge plugin (ptp is not supported)",
@@ -80,6 +92,19 @@ pub fn discover(netns: &str, ifname: &str) -> Result<Discovered, CniError> {
             port.name,
             bridge.name,
             bridge.kind.as_deref().unwrap_or("device without a kind")
+        )));
+    }
+    let on_bridge: Vec<IpAddr> = host
+        .list_addresses()
+        .map_err(|e| invalid(format!("addresses of {}: {e}", bridge.name)))?
+        .into_iter()
+        .filter(|(index, _, _)| *index == bridge.index)
+        .map(|(_, a, _)| a)
+        .collect();
+    if let Some(g) = gateways.iter().find(|g| !on_bridge.contains(g)) {
+        return Err(invalid(format!(
+            "the gateway {g} is not an address of bridge {}: traffic through another device (a VLAN on the bridge?) would bypass palisade's rules",
+            bridge.name
         )));
     }
     for name in [&port.name, &bridge.name] {

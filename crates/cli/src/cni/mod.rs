@@ -134,7 +134,11 @@ fn state_dir_of(conf: &NetConf) -> PathBuf {
 }
 
 fn open_engine(conf: &NetConf) -> Result<Engine, CniError> {
-    let (engine, report) = Engine::open(config_of(conf)?, &state_dir_of(conf))?;
+    open_engine_with(conf, config_of(conf)?)
+}
+
+fn open_engine_with(conf: &NetConf, config: Config) -> Result<Engine, CniError> {
+    let (engine, report) = Engine::open(config, &state_dir_of(conf))?;
     for line in report.lines() {
         eprintln!("palisade: {line}");
     }
@@ -162,7 +166,7 @@ fn add(env: &Environment, conf: &NetConf) -> Result<String, CniError> {
             "set \"tenant\" in palisade's entry of the network configuration, in args.palisade, or PALISADE_TENANT in CNI_ARGS",
         ));
     };
-    let found = kernel::discover(netns, ifname)?;
+    let found = kernel::discover(netns, ifname, &request::gateways_for(prev, ifname))?;
     let (mut ipv4, mut ipv6) = (Vec::new(), Vec::new());
     for a in request::addresses_for(prev, ifname)? {
         match a {
@@ -208,7 +212,18 @@ fn del(env: &Environment, conf: &NetConf) -> Result<(), CniError> {
     if !state_dir.join(palisade_store::DB_FILE).exists() {
         return Ok(()); // palisade never recorded anything here
     }
-    let mut engine = open_engine(conf)?;
+    // DEL must not fail for good over a configuration that broke since the
+    // ADD, nor rebuild tables from a guessed one. The record stays; its
+    // address is reclaimed when the runtime hands that address out again
+    // (see `Engine::cni_attach`), or by GC.
+    let config = match config_of(conf) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("palisade: DEL: {e}; the attachment's record stays until its address is reused or GC runs");
+            return Ok(());
+        }
+    };
+    let mut engine = open_engine_with(conf, config)?;
     if let Some(view) = engine.cni_detach(container_id, ifname)? {
         eprintln!("palisade: removed sandbox {}", view.name);
     }
@@ -259,8 +274,11 @@ fn status(conf: &NetConf) -> Result<(), CniError> {
     let unavailable = |why: String| CniError::new(NOT_AVAILABLE, "palisade cannot serve ADD", why);
     let config = config_of(conf).map_err(|e| unavailable(e.details))?;
     let state_dir = state_dir_of(conf);
-    palisade_store::Store::open(&state_dir)
-        .map_err(|e| unavailable(format!("state directory {}: {e}", state_dir.display())))?;
+    // Only an existing store is opened: the first ADD creates it.
+    if state_dir.join(palisade_store::DB_FILE).exists() {
+        palisade_store::Store::open(&state_dir)
+            .map_err(|e| unavailable(format!("state directory {}: {e}", state_dir.display())))?;
+    }
     let mut nft =
         palisade_nft::NftSocket::open().map_err(|e| unavailable(format!("nf_tables: {e}")))?;
     for family in palisade_core::compile::families(&config) {

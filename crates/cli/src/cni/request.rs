@@ -172,6 +172,11 @@ pub struct NetConf {
     /// `CNI_ARGS` override them.
     pub policy: Policy,
     pub args_policy: Policy,
+    /// Which of `tenant`, `internet` and `allow` a runtime may set per
+    /// container (through `args` or `CNI_ARGS`): none unless the network
+    /// configuration's `overridable` lists them, since whoever writes a
+    /// job's or pod's arguments is not necessarily trusted with its tenant.
+    pub overridable: Vec<String>,
     pub port_mappings: Vec<Exposure>,
     /// The previous plugin's result, passed through unchanged.
     pub prev_result: Option<Value>,
@@ -230,6 +235,19 @@ impl NetConf {
         let config_file = path("configFile")?;
         let state_dir = path("stateDir")?;
         let policy = policy_of(&v, "").map_err(invalid)?;
+        let overridable = match obj.get("overridable") {
+            None | Some(Value::Null) => Vec::new(),
+            Some(Value::Array(list)) => list
+                .iter()
+                .map(|k| match k.as_str() {
+                    Some(k @ ("tenant" | "internet" | "allow")) => Ok(k.to_string()),
+                    _ => Err(invalid(format!(
+                        "overridable holds {k}; it lists \"tenant\", \"internet\" and/or \"allow\""
+                    ))),
+                })
+                .collect::<Result<_, _>>()?,
+            Some(other) => return Err(invalid(format!("overridable must be a list, not {other}"))),
+        };
         let args_policy = match v.pointer("/args/palisade") {
             None => Policy::default(),
             Some(a @ Value::Object(_)) => policy_of(a, "args.palisade.").map_err(invalid)?,
@@ -285,6 +303,7 @@ impl NetConf {
             state_dir,
             policy,
             args_policy,
+            overridable,
             port_mappings,
             prev_result,
             valid_attachments,
@@ -346,6 +365,26 @@ impl NetConf {
                         format!("CNI_ARGS key {k:?} is not one palisade knows (PALISADE_TENANT, PALISADE_INTERNET, PALISADE_ALLOW); pass IgnoreUnknown=1 to ignore it"),
                     ))
                 }
+            }
+        }
+        for (source, p) in [
+            ("CNI_ARGS", &from_env),
+            ("args.palisade", &self.args_policy),
+        ] {
+            let set = [
+                ("tenant", p.tenant.is_some()),
+                ("internet", p.internet.is_some()),
+                ("allow", p.allow.is_some()),
+            ];
+            if let Some((key, _)) = set
+                .iter()
+                .find(|(key, given)| *given && !self.overridable.iter().any(|o| o == key))
+            {
+                return Err(CniError::new(
+                    INVALID_CONFIG,
+                    format!("{source} may not set {key}"),
+                    format!("the network configuration does not let a runtime set {key} per container; list it in \"overridable\" to allow that"),
+                ));
             }
         }
         let layers = [&from_env, &self.args_policy, &self.policy];
@@ -429,13 +468,17 @@ fn port_mapping(v: &Value) -> Result<Exposure, String> {
         .map_err(|e| format!("portMappings entry {v}: {e}"))
 }
 
-/// The container interface's addresses in a previous result: the `ips`
-/// whose `interface` is the entry named `ifname` inside the sandbox (or
-/// that name no interface, as results before 0.3.0 did not).
-pub fn addresses_for(prev: &Value, ifname: &str) -> Result<Vec<IpAddr>, CniError> {
-    let invalid = |why: String| CniError::new(INVALID_CONFIG, "invalid prevResult", why);
+/// The gateways the previous result gives the container interface.
+pub fn gateways_for(prev: &Value, ifname: &str) -> Vec<IpAddr> {
+    ips_for(prev, ifname)
+        .filter_map(|ip| ip.get("gateway")?.as_str()?.parse().ok())
+        .collect()
+}
+
+/// The `ips` entries of a previous result that belong to `ifname`.
+fn ips_for<'a>(prev: &'a Value, ifname: &'a str) -> impl Iterator<Item = &'a Value> + 'a {
     let interfaces = prev.get("interfaces").and_then(Value::as_array);
-    let ours = |index: u64| -> bool {
+    let ours = move |index: u64| -> bool {
         interfaces
             .and_then(|l| l.get(index as usize))
             .is_some_and(|i| {
@@ -445,20 +488,23 @@ pub fn addresses_for(prev: &Value, ifname: &str) -> Result<Vec<IpAddr>, CniError
                         .is_some_and(|s| !s.is_empty())
             })
     };
-    let mut out = Vec::new();
-    for ip in prev
-        .get("ips")
+    prev.get("ips")
         .and_then(Value::as_array)
         .into_iter()
         .flatten()
-    {
-        let matches = match ip.get("interface") {
+        .filter(move |ip| match ip.get("interface") {
             None | Some(Value::Null) => true,
             Some(i) => i.as_u64().is_some_and(ours),
-        };
-        if !matches {
-            continue;
-        }
+        })
+}
+
+/// The container interface's addresses in a previous result: the `ips`
+/// whose `interface` is the entry named `ifname` inside the sandbox (or
+/// that name no interface, as results before 0.3.0 did not).
+pub fn addresses_for(prev: &Value, ifname: &str) -> Result<Vec<IpAddr>, CniError> {
+    let invalid = |why: String| CniError::new(INVALID_CONFIG, "invalid prevResult", why);
+    let mut out = Vec::new();
+    for ip in ips_for(prev, ifname) {
         let Some(cidr) = ip.get("address").and_then(Value::as_str) else {
             return Err(invalid(format!("ips entry {ip} has no address")));
         };
@@ -507,7 +553,7 @@ mod tests {
     #[test]
     fn cni_args_override_args_which_override_the_network_configuration() {
         let c = conf(
-            r#","tenant":"base","internet":false,"allow":["tcp:80"],"args":{"palisade":{"tenant":"fromargs","internet":true}}"#,
+            r#","tenant":"base","internet":false,"allow":["tcp:80"],"overridable":["tenant","internet","allow"],"args":{"palisade":{"tenant":"fromargs","internet":true}}"#,
         )
         .unwrap();
         let none = BTreeMap::new();
@@ -527,6 +573,29 @@ mod tests {
         assert_eq!(
             p.allow,
             Some(vec!["tcp:443".to_string(), "udp:53".to_string()])
+        );
+    }
+
+    #[test]
+    fn overrides_need_the_network_configuration_to_allow_them() {
+        let env: BTreeMap<String, String> = [("PALISADE_TENANT", "victim")]
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        let closed = conf(r#","tenant":"base""#).unwrap();
+        let e = closed.effective_policy(&env).unwrap_err();
+        assert_eq!(e.code, INVALID_CONFIG);
+        assert!(e.details.contains("overridable"), "{e}");
+        let by_args = conf(r#","tenant":"base","args":{"palisade":{"internet":true}}"#).unwrap();
+        assert!(by_args.effective_policy(&BTreeMap::new()).is_err());
+        let open = conf(r#","tenant":"base","overridable":["tenant"]"#).unwrap();
+        assert_eq!(
+            open.effective_policy(&env).unwrap().tenant.as_deref(),
+            Some("victim")
+        );
+        assert_eq!(
+            conf(r#","overridable":["mac"]"#).unwrap_err().code,
+            INVALID_CONFIG
         );
     }
 
@@ -572,6 +641,10 @@ mod tests {
         )
         .unwrap();
         let got = addresses_for(&prev, "eth0").unwrap();
+        assert_eq!(
+            gateways_for(&prev, "eth0"),
+            vec!["10.89.0.1".parse::<IpAddr>().unwrap()]
+        );
         assert_eq!(
             got,
             vec![

@@ -41,6 +41,15 @@ impl Engine {
     /// the container instead of starting it unprotected.
     pub fn cni_attach(&mut self, req: &CniAttachRequest) -> Result<SandboxView, EngineError> {
         let c = &req.attachment;
+        if self.config.network.uplink.as_deref() == Some(c.bridge.as_str()) {
+            return Err(EngineError::InvalidRequest {
+                sandbox: format!("of container {}", c.container_id),
+                why: format!(
+                    "bridge {} is palisade's uplink; give the containers a bridge of their own",
+                    c.bridge
+                ),
+            });
+        }
         if let Some(existing) = self.store.cni_sandbox(&c.container_id, &c.ifname)? {
             return Err(EngineError::InvalidRequest {
                 sandbox: existing.name.to_string(),
@@ -56,6 +65,33 @@ impl Engine {
         if let Some(stale) = self.store.cni_sandbox_by_port(&c.host_port)? {
             let sandbox = self.model(&stale);
             self.tear_down(&stale, &sandbox, true)?;
+        }
+        // A row that holds one of these addresses outlived its container
+        // (a lost DEL, a reboot): its address-keyed policy would apply to
+        // this one. Gone if its port is gone; refused while its port lives.
+        for addr in c.addresses() {
+            for holder in self.store.cni_sandboxes_with_address(addr)? {
+                let port = holder
+                    .cni
+                    .as_ref()
+                    .map(|h| h.host_port.clone())
+                    .unwrap_or_default();
+                let alive = self
+                    .rtnl
+                    .link(&port)
+                    .map_err(|e| EngineError::Rtnetlink(Box::new(e)))?
+                    .is_some();
+                if alive {
+                    return Err(EngineError::InvalidRequest {
+                        sandbox: holder.name.to_string(),
+                        why: format!(
+                            "it still holds {addr} on the live port {port}; the runtime's IPAM handed the address out twice"
+                        ),
+                    });
+                }
+                let sandbox = self.model(&holder);
+                self.tear_down(&holder, &sandbox, true)?;
+            }
         }
         let name = self.cni_sandbox_name(c)?;
         let (tenant, internet, allow) = self.resolve_policy(
@@ -243,13 +279,29 @@ impl Engine {
             let sandbox = self.model(&record);
             let result = self
                 .forget_sandbox_connections(&sandbox)
-                .and_then(|_| self.tear_down(&record, &sandbox, true));
+                .and_then(|_| self.tear_down(&record, &sandbox, true))
+                .and_then(|_| self.quarantine_cni_port(&sandbox));
             match result {
                 Ok(()) => report.removed.push(record.name.to_string()),
                 Err(e) => report.failed.push(format!("{}: {e}", record.name)),
             }
         }
         Ok(report)
+    }
+
+    /// Sets the bridge port of a CNI sandbox whose record is gone down, if
+    /// it still exists: without its elements the port is not anti-spoofed,
+    /// so it must pass nothing until the runtime's own clean-up removes it.
+    /// (DEL does not need this: the chain's next plugin deletes the veth.)
+    pub(super) fn quarantine_cni_port(&mut self, sandbox: &Sandbox) -> Result<(), EngineError> {
+        let Some(c) = &sandbox.cni else {
+            return Ok(());
+        };
+        let err = |e| EngineError::Rtnetlink(Box::new(e));
+        if let Some(port) = self.rtnl.link(&c.host_port).map_err(err)? {
+            self.rtnl.set_down(port.index).map_err(err)?;
+        }
+        Ok(())
     }
 
     /// A readable sandbox name for an attachment: `cni-` and the first 12

@@ -251,6 +251,8 @@ impl Engine {
         self.store.set_state(record.id, SandboxState::Destroying)?;
         faults::point("destroy-after-mark")?;
         self.tear_down(&record, &sandbox, true)?;
+        // By hand, a CNI sandbox's port outlives its record: shut it.
+        self.quarantine_cni_port(&sandbox)?;
         Ok(DestroyOutcome::Destroyed(Box::new(view)))
     }
 }

@@ -227,13 +227,24 @@ impl Rtnl {
 
     /// Bring link `index` administratively up.
     pub fn set_up(&mut self, index: u32) -> Result<()> {
+        self.set_updown(index, true)
+    }
+
+    /// Set link `index` administratively down: it passes no traffic.
+    pub fn set_down(&mut self, index: u32) -> Result<()> {
+        self.set_updown(index, false)
+    }
+
+    fn set_updown(&mut self, index: u32, up: bool) -> Result<()> {
         let mut msg = LinkMessage::default();
         msg.header.index = index;
-        msg.header.flags = LinkFlags::Up;
+        if up {
+            msg.header.flags = LinkFlags::Up;
+        }
         msg.header.change_mask = LinkFlags::Up;
         let what = format!("link #{index}");
         let ctx = Ctx {
-            op: "set up",
+            op: if up { "set up" } else { "set down" },
             what: &what,
         };
         self.request(RouteNetlinkMessage::SetLink(msg), 0, &ctx)
