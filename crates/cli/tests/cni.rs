@@ -6,7 +6,7 @@
 mod common;
 
 use common::Env;
-use palisade_lab::traffic::{tcp_connect, Listener, ProbeOutcome, L4};
+use palisade_lab::traffic::{tcp_connect, ProbeOutcome};
 use palisade_lab::World;
 use serde_json::{json, Value};
 use std::io::Write;
@@ -324,30 +324,10 @@ fn chained_after_bridge_palisade_enforces_tenancy_blocks_and_egress() {
         .unwrap()
         .parse()
         .unwrap();
-    let host = Listener::start(
-        &env.lab.path(),
-        L4::Tcp,
-        SocketAddr::new(gateway.into(), 22),
-    )
-    .unwrap();
-    let uplink = Listener::start(
-        &env.lab.path(),
-        L4::Tcp,
-        SocketAddr::new(World::LAB4.into(), 22),
-    )
-    .unwrap();
-    let metadata = Listener::start(
-        &world.path(),
-        L4::Tcp,
-        SocketAddr::new(World::METADATA4.into(), 80),
-    )
-    .unwrap();
-    let internet = Listener::start(
-        &world.path(),
-        L4::Tcp,
-        SocketAddr::new(World::INTERNET4.into(), 443),
-    )
-    .unwrap();
+    let host = common::tcp_listener(&env.lab.path(), gateway, 22);
+    let uplink = common::tcp_listener(&env.lab.path(), World::LAB4, 22);
+    let metadata = common::tcp_listener(&world.path(), World::METADATA4, 80);
+    let internet = common::tcp_listener(&world.path(), World::INTERNET4, 443);
     for ns in [&a1, &b1] {
         for dst in [
             host.local_addr(),
@@ -458,7 +438,7 @@ fn port_mappings_are_exposures_reachable_from_outside() {
     let (add, prev) = net.add("ctr-p1", &c, Some(mappings));
     add.ok();
     let ip = ipv4_of(&prev);
-    let web = Listener::start(&c, L4::Tcp, SocketAddr::new(ip.into(), 80)).unwrap();
+    let web = common::tcp_listener(&c, ip, 80);
     let show = env.json(&["sandbox", "list", "--json"]);
     assert_eq!(show[0]["exposures"].as_array().unwrap().len(), 1, "{show}");
     // From the world, to the lab's uplink address: forwarded to the container.

@@ -14,7 +14,6 @@
 mod common;
 
 use common::Env;
-use palisade_lab::traffic::{Listener, L4};
 use palisade_lab::World;
 use std::io::{Read, Write};
 use std::net::{IpAddr, SocketAddr, TcpStream};
@@ -245,19 +244,9 @@ fn podman_containers_of_two_tenants_are_isolated_by_palisade() {
         return;
     }
     let world = env.lab.add_world().unwrap();
-    let metadata = Listener::start(
-        &world.path(),
-        L4::Tcp,
-        SocketAddr::new(World::METADATA4.into(), 80),
-    )
-    .unwrap();
-    let internet = Listener::start(
-        &world.path(),
-        L4::Tcp,
-        SocketAddr::new(World::INTERNET4.into(), 80),
-    )
-    .unwrap();
-    let host = Listener::start(&env.lab.path(), L4::Tcp, "0.0.0.0:2222".parse().unwrap()).unwrap();
+    let metadata = common::tcp_listener(&world.path(), World::METADATA4, 80);
+    let internet = common::tcp_listener(&world.path(), World::INTERNET4, 80);
+    let host = common::tcp_listener(&env.lab.path(), std::net::Ipv4Addr::UNSPECIFIED, 2222);
 
     let lab_dir = env.dir.join("podman-lab");
     let out = env.dir.join("out");

@@ -165,13 +165,7 @@ impl Engine {
         // Adding an element that exists is not an error: the bridge's own
         // elements go in the same batch whether or not it is the first.
         elements.extend(cni_bridge_elements(bridge));
-        faults::point("elements")?;
-        self.nft
-            .apply_elements(&elements, &[])
-            .map_err(|source| EngineError::Elements {
-                sandbox: sandbox.name.to_string(),
-                source: Box::new(source),
-            })?;
+        self.add_sandbox_elements(&sandbox, &elements)?;
         *elements_applied = true;
         faults::point("before-ready")?;
         self.store.set_state(record.id, SandboxState::Ready)?;

@@ -165,13 +165,7 @@ impl Engine {
         }
         let elements = sandbox_elements(&self.config, sandbox);
         if !elements.is_empty() {
-            faults::point("elements")?;
-            self.nft
-                .apply_elements(&elements, &[])
-                .map_err(|source| EngineError::Elements {
-                    sandbox: sandbox.name.to_string(),
-                    source: Box::new(source),
-                })?;
+            self.add_sandbox_elements(sandbox, &elements)?;
             *elements_applied = true;
         }
         faults::point("after-elements")?;
@@ -179,6 +173,21 @@ impl Engine {
         faults::point("before-ready")?;
         self.store.set_state(record.id, SandboxState::Ready)?;
         Ok(())
+    }
+
+    /// Adds a new sandbox's elements in one batch (fault point `elements`).
+    pub(super) fn add_sandbox_elements(
+        &mut self,
+        sandbox: &Sandbox,
+        elements: &[palisade_core::element::Element],
+    ) -> Result<(), EngineError> {
+        faults::point("elements")?;
+        self.nft
+            .apply_elements(elements, &[])
+            .map_err(|source| EngineError::Elements {
+                sandbox: sandbox.name.to_string(),
+                source: Box::new(source),
+            })
     }
 
     /// Removes every trace of a sandbox: links, namespace (if ours),

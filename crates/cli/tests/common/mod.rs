@@ -10,6 +10,16 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 static COUNTER: AtomicUsize = AtomicUsize::new(0);
 
+/// A recording TCP listener on `addr:port` inside the namespace at `netns`.
+pub fn tcp_listener(
+    netns: &std::path::Path,
+    addr: impl Into<std::net::IpAddr>,
+    port: u16,
+) -> palisade_lab::traffic::Listener {
+    let at = std::net::SocketAddr::new(addr.into(), port);
+    palisade_lab::traffic::Listener::start(netns, palisade_lab::traffic::L4::Tcp, at).unwrap()
+}
+
 pub struct Env {
     pub lab: Lab,
     pub dir: PathBuf,
