@@ -67,6 +67,8 @@ pub struct Config {
     pub network: NetworkConfig,
     pub isolation: IsolationConfig,
     pub tenants: BTreeMap<TenantName, TenantDefaults>,
+    /// The daemon's settings (`[server]`, `[security]`, `[audit]`).
+    pub server: crate::server_config::ServerConfig,
 }
 
 pub const DEFAULT_SUBNET: &str = "10.200.0.0/16";
@@ -88,6 +90,7 @@ impl Default for Config {
                 blocked: Vec::new(),
             },
             tenants: BTreeMap::new(),
+            server: crate::server_config::ServerConfig::default(),
         }
     }
 }
@@ -101,6 +104,12 @@ struct RawConfig {
     isolation: RawIsolation,
     #[serde(default)]
     tenants: BTreeMap<String, RawTenant>,
+    #[serde(default)]
+    server: crate::server_config::RawServer,
+    #[serde(default)]
+    security: crate::server_config::RawSecurity,
+    #[serde(default)]
+    audit: crate::server_config::RawAudit,
 }
 
 #[derive(Deserialize, Default)]
@@ -251,6 +260,8 @@ impl Validator<'_> {
                 blocked,
             },
             tenants,
+            server: crate::server_config::validate(raw.server, raw.security, raw.audit)
+                .map_err(|(key, value, why)| self.invalid(&key, value, why))?,
         })
     }
 

@@ -8,8 +8,11 @@
 //! finishes or rolls back that sandbox. A policy change (`sandbox update`)
 //! keeps the policy it replaces in a one-row journal until the kernel has it.
 
+mod accounts;
 mod lock;
 mod store;
+
+pub use accounts::{Accounts, LoginFailures, UserRecord};
 
 pub use lock::{StateLock, LOCK_FILE};
 pub use store::{

@@ -43,11 +43,15 @@ pub enum StoreError {
         ifname: String,
         host_port: String,
     },
+    #[error("a user named {0} already exists")]
+    UserExists(String),
+    #[error("no user named {0}")]
+    UserMissing(String),
     #[error("state database holds a malformed value for sandbox {sandbox}: {what}")]
     Corrupt { sandbox: String, what: String },
 }
 
-fn q(context: impl Into<String>) -> impl FnOnce(rusqlite::Error) -> StoreError {
+pub(crate) fn q(context: impl Into<String>) -> impl FnOnce(rusqlite::Error) -> StoreError {
     let context = context.into();
     move |source| StoreError::Query { context, source }
 }
@@ -193,6 +197,30 @@ const SELECT: &str =
     FROM sandboxes s JOIN tenants t ON t.id = s.tenant_id
     LEFT JOIN cni_attachments c ON c.sandbox_id = s.id";
 
+/// Opens a connection to the state database in `dir` (creating both if
+/// needed) with the settings every part of the store uses.
+pub(crate) fn open_connection(dir: &Path) -> Result<(Connection, PathBuf), StoreError> {
+    std::fs::create_dir_all(dir).map_err(|source| StoreError::Dir {
+        path: dir.to_path_buf(),
+        source,
+    })?;
+    let path = dir.join(DB_FILE);
+    let conn = Connection::open(&path).map_err(|source| StoreError::Open {
+        path: path.clone(),
+        source,
+    })?;
+    // WAL with NORMAL sync survives a killed process (the kill -9 case);
+    // busy_timeout covers readers racing the one writer.
+    conn.execute_batch(
+        "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 10000;",
+    )
+    .map_err(|source| StoreError::Open {
+        path: path.clone(),
+        source,
+    })?;
+    Ok((conn, path))
+}
+
 /// An open state database.
 pub struct Store {
     conn: Connection,
@@ -201,24 +229,7 @@ pub struct Store {
 impl Store {
     /// Opens (creating if needed) the database in `dir`.
     pub fn open(dir: &Path) -> Result<Store, StoreError> {
-        std::fs::create_dir_all(dir).map_err(|source| StoreError::Dir {
-            path: dir.to_path_buf(),
-            source,
-        })?;
-        let path = dir.join(DB_FILE);
-        let conn = Connection::open(&path).map_err(|source| StoreError::Open {
-            path: path.clone(),
-            source,
-        })?;
-        // WAL with NORMAL sync survives a killed process (the kill -9 case);
-        // busy_timeout covers readers racing the one writer.
-        conn.execute_batch(
-            "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 10000;",
-        )
-        .map_err(|source| StoreError::Open {
-            path: path.clone(),
-            source,
-        })?;
+        let (conn, path) = open_connection(dir)?;
         conn.execute_batch(SCHEMA)
             .map_err(|source| StoreError::Open { path, source })?;
         Ok(Store { conn })
