@@ -1461,6 +1461,29 @@ mod tests {
     }
 
     #[test]
+    fn shares_the_state_database_with_the_store() {
+        let dir = TempDir::new().unwrap();
+        let store = crate::Store::open(dir.path()).unwrap();
+        let mut log = AuditLog::open(dir.path(), key(dir.path())).unwrap();
+        log.append(&rec(1)).unwrap();
+        drop(store);
+        let _store = crate::Store::open(dir.path()).unwrap();
+        assert!(log.verify().unwrap().intact);
+        assert_eq!(
+            std::fs::read_dir(dir.path())
+                .unwrap()
+                .filter(|e| e
+                    .as_ref()
+                    .unwrap()
+                    .file_name()
+                    .to_string_lossy()
+                    .ends_with(".db"))
+                .count(),
+            1
+        );
+    }
+
+    #[test]
     fn hash_encoding_is_unambiguous() {
         let base = RawRecord {
             seq: 1,
