@@ -7,13 +7,21 @@
 //! journal entry: after a crash the next command finds it in O(1) and
 //! finishes or rolls back that sandbox. A policy change (`sandbox update`)
 //! keeps the policy it replaces in a one-row journal until the kernel has it.
+//!
+//! Beside them, [`AuditLog`] keeps a tamper-evident, hash-chained and
+//! MAC-authenticated record of who did what (see the `audit` module).
 
 mod accounts;
+mod audit;
 mod lock;
 mod store;
 
 pub use accounts::{Accounts, LoginFailures, UserRecord};
-
+pub use audit::{
+    AuditError, AuditFilter, AuditKey, AuditLog, AuditPage, AuditRecord, ChainProblem, ChainReport,
+    CheckpointView, NewAuditRecord, Outcome, ProblemKind, PruneReport, AUDIT_KEY_FILE,
+    DEFAULT_PAGE, MAX_PAGE, MAX_PROBLEMS,
+};
 pub use lock::{StateLock, LOCK_FILE};
 pub use store::{
     NewSandbox, PolicyColumns, SandboxRecord, SandboxState, Store, StoreError, DB_FILE,
