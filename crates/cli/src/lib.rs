@@ -5,7 +5,10 @@
 //! `palisade` binary is a thin CLI over it, and the CNI plugin when a
 //! runtime runs it with `CNI_COMMAND` set.
 
+#![recursion_limit = "256"]
+
 pub mod cni;
 pub mod config_file;
+pub mod daemon;
 pub mod demo;
 pub mod engine;

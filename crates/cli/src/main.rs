@@ -1,5 +1,7 @@
 //! The `palisade` command line.
 
+mod admin;
+
 use anyhow::Result;
 use clap::{Args, Parser, Subcommand};
 use palisade::engine::{
@@ -78,6 +80,18 @@ enum Command {
     /// two tenants' sandboxes, send real traffic for each cell of the policy
     /// matrix and print it. Exit status 0 only if every cell matches.
     Demo(palisade::demo::DemoArgs),
+    /// Run the daemon: the REST API under /api/v1 on a Unix socket (and on
+    /// TCP with TLS when configured), until SIGTERM.
+    Serve,
+    /// Manage the API's users on this host (the first admin is made here).
+    #[command(subcommand)]
+    User(admin::UserCommand),
+    /// Check and export the tamper-evident audit log.
+    #[command(subcommand)]
+    Audit(admin::AuditCommand),
+    /// Compliance reports from live evidence.
+    #[command(subcommand)]
+    Compliance(admin::ComplianceCommand),
 }
 
 #[derive(Subcommand)]
@@ -331,6 +345,14 @@ fn print_probe_report(r: &ProbeReport) {
 fn run(cli: Cli) -> Result<ExitCode> {
     match &cli.command {
         Command::Demo(args) => return palisade::demo::run(args),
+        Command::Serve => return admin::serve(load_config(cli.config.as_ref())?, &cli.state_dir),
+        Command::User(cmd) => {
+            return admin::user(&load_config(cli.config.as_ref())?, &cli.state_dir, cmd)
+        }
+        Command::Audit(cmd) => return admin::audit(&cli.state_dir, cmd),
+        Command::Compliance(cmd) => {
+            return admin::compliance(load_config(cli.config.as_ref())?, &cli.state_dir, cmd)
+        }
         Command::Init => {
             let config = load_config(cli.config.as_ref())?;
             let (_engine, report) = Engine::open_init(config, &cli.state_dir)?;
