@@ -10,3 +10,4 @@ pub mod ipam;
 pub mod model;
 pub mod names;
 pub mod policy;
+pub mod tenant_rule;

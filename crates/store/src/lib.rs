@@ -13,5 +13,6 @@ mod store;
 
 pub use lock::{StateLock, LOCK_FILE};
 pub use store::{
-    NewSandbox, PolicyColumns, SandboxRecord, SandboxState, Store, StoreError, DB_FILE,
+    NewSandbox, PolicyColumns, SandboxRecord, SandboxState, Store, StoreError, TenantRuleRecord,
+    DB_FILE,
 };
