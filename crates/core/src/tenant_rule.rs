@@ -252,10 +252,19 @@ impl TenantRule {
         if self.action == RuleAction::Deny {
             return Ok(());
         }
-        if let Some(d) = always_denied(config)
+        // Name the range that explains the refusal best: the narrowest one
+        // holding the whole CIDR (the pool rather than 10.0.0.0/8 for a
+        // CIDR in the pool), else the widest one it overlaps.
+        let overlapped: Vec<DeniedRange> = always_denied(config)
             .into_iter()
-            .find(|d| nets_overlap(&self.cidr, &d.net))
-        {
+            .filter(|d| nets_overlap(&self.cidr, &d.net))
+            .collect();
+        let holder = overlapped
+            .iter()
+            .filter(|d| d.net.contains(&self.cidr))
+            .max_by_key(|d| d.net.prefix_len());
+        let widest = overlapped.iter().min_by_key(|d| d.net.prefix_len());
+        if let Some(d) = holder.or(widest).cloned() {
             let hint = if self.cidr.prefix_len() == 0 {
                 "; to let sandboxes reach the whole internet, use their internet setting (sandbox create/update --internet)".to_string()
             } else if self.cidr.contains(&d.net) && self.cidr != d.net {
@@ -447,8 +456,9 @@ mod tests {
             ("allow tcp 80 ::1/128", "::/96"),
             ("allow tcp 80 ::ffff:203.0.113.10/128", "IPv4-mapped"),
             ("allow tcp 80 64:ff9b::a9fe:a9fe/128", "NAT64 form of the link-local"),
-            ("allow tcp 80 10.200.0.0/24", "private range 10.0.0.0/8"),
-            ("allow tcp 80 fd70:616c:6973::5/128", "fc00::/7"),
+            ("allow tcp 80 10.0.0.0/8", "private range 10.0.0.0/8"),
+            ("allow tcp 80 10.200.0.0/24", "sandbox pool (network.subnet) range 10.200.0.0/16"),
+            ("allow tcp 80 fd70:616c:6973::5/128", "sandbox pool (network.subnet6) range fd70:616c:6973::/48"),
             ("allow tcp 80 203.0.113.200/32", "configured (isolation.blocked) range 203.0.113.128/25"),
             ("allow tcp 80 2001:db8:dead::1/128", "configured (isolation.blocked)"),
             ("allow tcp 80 0.0.0.0/0", "use their internet setting"),
