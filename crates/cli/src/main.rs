@@ -6,10 +6,11 @@ use anyhow::Result;
 use clap::{Args, Parser, Subcommand};
 use palisade::engine::{
     CreateRequest, DestroyOutcome, Engine, Expect, ExposeRequest, ProbeOptions, ProbeReport,
-    SandboxView, UpdateRequest, DEFAULT_INTERNET_TARGETS, DEFAULT_STATE_DIR,
+    SandboxView, TenantRuleView, UpdateRequest, DEFAULT_INTERNET_TARGETS, DEFAULT_STATE_DIR,
 };
 use palisade_core::config::Config;
 use palisade_core::model::SandboxKind;
+use palisade_core::tenant_rule::{RuleAction, TenantRule};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -44,6 +45,14 @@ enum Command {
     /// Remove exposures of a sandbox: those matching --port / --host-port /
     /// --host-ip, or all of the protocol's when none is given.
     Unexpose(UnexposeArgs),
+    /// Allow or deny rules for every sandbox of a tenant (existing and
+    /// future): by protocol, destination port range and CIDR. Deny rules win
+    /// over internet egress and --allow; allow rules open internet egress to
+    /// their destination even without --internet. No rule ever re-opens what
+    /// palisade always denies (metadata, host, loopback, link-local, private
+    /// and reserved ranges, isolation.blocked, the sandbox pools).
+    #[command(subcommand)]
+    Rule(RuleCommand),
     /// Print the compiled ruleset as nft text: exactly what is applied.
     Ruleset,
     /// Tables, rule and element counts, sandboxes per tenant, drift, kernel
@@ -127,6 +136,62 @@ enum SandboxCommand {
         #[arg(long)]
         json: bool,
     },
+}
+
+#[derive(Subcommand)]
+enum RuleCommand {
+    /// Add a rule for every sandbox of a tenant. It applies at once, in one
+    /// atomic update, whatever the number of sandboxes.
+    Add(RuleAddArgs),
+    /// List tenant rules with their ids.
+    List {
+        /// Only this tenant's rules.
+        #[arg(long)]
+        tenant: Option<String>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Remove a tenant's rule by id (see `rule list`).
+    Remove {
+        /// The tenant the rule belongs to.
+        #[arg(long)]
+        tenant: String,
+        /// The rule's id.
+        id: u64,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Args)]
+struct RuleAddArgs {
+    /// The tenant (created if it has no sandboxes yet).
+    #[arg(long)]
+    tenant: String,
+    /// Accept matching egress to the internet (through the uplink,
+    /// masqueraded), even for sandboxes without --internet. The CIDR must
+    /// not overlap any always-denied range.
+    #[arg(long, conflicts_with = "deny", required_unless_present = "deny")]
+    allow: bool,
+    /// Drop matching egress, even when --internet or --allow would accept
+    /// it. May cover anything.
+    #[arg(long)]
+    deny: bool,
+    /// Transport protocol.
+    #[arg(long, value_parser = ["tcp", "udp"])]
+    proto: String,
+    /// Destination port or range FIRST-LAST (1-65535). Default: all ports.
+    #[arg(long, value_name = "P[-LAST]")]
+    port: Option<String>,
+    /// Destination network, e.g. 203.0.113.0/24 or 2001:db8::/32 (an address
+    /// alone is a /32 or /128). Host bits must be zero.
+    #[arg(long)]
+    cidr: String,
+    /// Print JSON.
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Args)]
@@ -297,6 +362,30 @@ fn print_sandbox(v: &SandboxView) {
     for (i, e) in v.exposures.iter().enumerate() {
         let label = if i == 0 { "exposed" } else { "" };
         println!("{label:<11} {e}");
+    }
+}
+
+fn print_rules(rules: &[TenantRuleView]) {
+    if rules.is_empty() {
+        println!("no tenant rules");
+        return;
+    }
+    println!(
+        "{:<6} {:<16} {:<6} {:<5} {:<12} {:<24} CREATED",
+        "ID", "TENANT", "ACTION", "PROTO", "PORTS", "CIDR"
+    );
+    for r in rules {
+        let ports = r.ports.map_or("all".to_string(), |p| p.to_string());
+        println!(
+            "{:<6} {:<16} {:<6} {:<5} {:<12} {:<24} {}",
+            r.id,
+            r.tenant,
+            r.action.to_string(),
+            r.proto.to_string(),
+            ports,
+            r.cidr.to_string(),
+            r.created_at
+        );
     }
 }
 
@@ -504,6 +593,52 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 for e in removed {
                     println!("removed exposure {e} of sandbox {}", args.name);
                 }
+            }
+        }
+        Command::Rule(RuleCommand::Add(args)) => {
+            let action = if args.allow {
+                RuleAction::Allow
+            } else {
+                RuleAction::Deny
+            };
+            let proto = args.proto.parse().map_err(anyhow::Error::msg)?;
+            let rule = TenantRule::parse(action, proto, args.port.as_deref(), &args.cidr)?;
+            // Refused before the engine opens: a bad rule touches nothing.
+            rule.validate(&load_config(cli.config.as_ref())?)?;
+            let mut engine = open(&cli)?;
+            let view = engine.add_tenant_rule(&args.tenant, rule)?;
+            if args.json {
+                print_json(&view)?;
+            } else {
+                println!(
+                    "added rule {} of tenant {}: {}",
+                    view.id,
+                    view.tenant,
+                    view.rule()
+                );
+            }
+        }
+        Command::Rule(RuleCommand::List { tenant, json }) => {
+            let engine = open(&cli)?;
+            let rules = engine.tenant_rules(tenant.as_deref())?;
+            if *json {
+                print_json(&rules)?;
+            } else {
+                print_rules(&rules);
+            }
+        }
+        Command::Rule(RuleCommand::Remove { tenant, id, json }) => {
+            let mut engine = open(&cli)?;
+            let view = engine.remove_tenant_rule(tenant, *id)?;
+            if *json {
+                print_json(&serde_json::json!({"removed": view}))?;
+            } else {
+                println!(
+                    "removed rule {} of tenant {}: {}",
+                    view.id,
+                    view.tenant,
+                    view.rule()
+                );
             }
         }
         Command::Ruleset => {

@@ -15,6 +15,7 @@ use crate::exposure::Exposure;
 use crate::model::{CniAttachment, Sandbox};
 use crate::names::{BRIDGE_IFACE, IFACE_PREFIX};
 use crate::policy;
+use crate::tenant_rule::TenantRule;
 use std::collections::BTreeMap;
 use std::fmt::Write;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
@@ -70,6 +71,20 @@ const BRIDGE_SETS: &[(&str, &str)] = &[
     ("cni_ports", "ifname"),
     ("port_tenant", "ifname : mark"),
     ("port_member", "ifname . mark"),
+];
+/// Tenant rules (see [`crate::tenant_rule`]): interval sets keyed by the
+/// tenant's mark, one element per rule.
+const INET_SETS_RULES: &[(&str, &str)] = &[
+    ("rule_deny4", "mark . inet_proto . inet_service . ipv4_addr"),
+    ("rule_deny6", "mark . inet_proto . inet_service . ipv6_addr"),
+    (
+        "rule_allow4",
+        "mark . inet_proto . inet_service . ipv4_addr",
+    ),
+    (
+        "rule_allow6",
+        "mark . inet_proto . inet_service . ipv6_addr",
+    ),
 ];
 /// Bridges with CNI sandbox ports, in the inet table: their routed traffic
 /// meets the same chains as palisade's own interfaces.
@@ -159,8 +174,9 @@ pub fn families(config: &Config) -> Vec<Family> {
     }
 }
 
-/// Compiles the whole ruleset for these sandboxes.
-pub fn compile(config: &Config, sandboxes: &[Sandbox]) -> Ruleset {
+/// Compiles the whole ruleset for these sandboxes and tenant rules (each
+/// with the mark of its tenant).
+pub fn compile(config: &Config, sandboxes: &[Sandbox], rules: &[(u32, TenantRule)]) -> Ruleset {
     let mut elements: BTreeMap<(Family, &'static str), Vec<String>> = BTreeMap::new();
     let bridges: std::collections::BTreeSet<&str> = sandboxes
         .iter()
@@ -171,6 +187,7 @@ pub fn compile(config: &Config, sandboxes: &[Sandbox]) -> Ruleset {
         .iter()
         .flat_map(|sb| sandbox_elements(config, sb))
         .chain(shared)
+        .chain(rules.iter().map(|(tenant_id, r)| r.element(*tenant_id)))
     {
         elements
             .entry((e.family, e.set))
@@ -209,6 +226,7 @@ pub fn sandbox_elements(config: &Config, sb: &Sandbox) -> Vec<Element> {
         family,
         set,
         key,
+        key_end: Vec::new(),
         value,
     };
     let mut out = Vec::new();
@@ -252,6 +270,7 @@ fn policy_elements(sb: &Sandbox, v4s: &[Ipv4Addr], v6s: &[Ipv6Addr]) -> Vec<Elem
         family: Family::Inet,
         set,
         key,
+        key_end: Vec::new(),
         value,
     };
     let mut out = Vec::new();
@@ -309,6 +328,7 @@ fn cni_elements(sb: &Sandbox, cni: &CniAttachment) -> Vec<Element> {
         family: Family::Bridge,
         set,
         key,
+        key_end: Vec::new(),
         value,
     };
     let mut out = vec![
@@ -345,6 +365,7 @@ pub fn cni_bridge_elements(bridge: &str) -> Vec<Element> {
             family,
             set: "cni_bridges",
             key: vec![KeyPart::IfName(bridge.to_string())],
+            key_end: Vec::new(),
             value: Vec::new(),
         })
         .collect()
@@ -367,6 +388,7 @@ pub fn exposure_elements(
                 family: Family::Inet,
                 set,
                 key,
+                key_end: Vec::new(),
                 value: vec![target, KeyPart::Port(guest_port)],
             });
         };
@@ -423,12 +445,22 @@ fn write_sets(
     sets: &[(&'static str, &str)],
     elements: &BTreeMap<(Family, &'static str), Vec<String>>,
 ) {
+    write_sets_flagged(out, family, sets, false, elements);
+}
+
+fn write_sets_flagged(
+    out: &mut String,
+    family: Family,
+    sets: &[(&'static str, &str)],
+    interval: bool,
+    elements: &BTreeMap<(Family, &'static str), Vec<String>>,
+) {
     for (name, ty) in sets {
         let els = elements
             .get(&(family, *name))
             .map(Vec::as_slice)
             .unwrap_or(&[]);
-        write_set(out, name, ty, false, els);
+        write_set(out, name, ty, interval, els);
     }
 }
 
@@ -448,6 +480,7 @@ fn inet_table(config: &Config, elements: &BTreeMap<(Family, &'static str), Vec<S
     }
     write_sets(&mut t, Family::Inet, INET_SETS, elements);
     write_sets(&mut t, Family::Inet, INET_SETS_CNI, elements);
+    write_sets_flagged(&mut t, Family::Inet, INET_SETS_RULES, true, elements);
 
     let (user4, user6) = policy::split_nets(&config.isolation.blocked);
     let mut blocked4 = policy::builtin_blocked_v4();
@@ -524,6 +557,22 @@ fn inet_table(config: &Config, elements: &BTreeMap<(Family, &'static str), Vec<S
     from.push("ip6 daddr @blocked6 counter drop".into());
     if let Some(up) = &net.uplink {
         from.push(format!("oifname != \"{up}\" counter drop"));
+        // Tenant rules, after every always-denied drop and the uplink check,
+        // so no rule can re-open them. The mark carries the source's tenant
+        // for these lookups only (as in to_peer) and is cleared before any
+        // verdict and before the packet goes on. Deny rules come before
+        // every accept; allow rules accept what internet egress would not.
+        from.push("meta mark set ip saddr map @tenant4".into());
+        from.push("meta mark set ip6 saddr map @tenant6".into());
+        for (set, verdict) in [("rule_deny", "drop"), ("rule_allow", "accept")] {
+            from.push(format!(
+                "meta mark . meta l4proto . th dport . ip daddr @{set}4 meta mark set 0x0 counter {verdict}"
+            ));
+            from.push(format!(
+                "meta mark . meta l4proto . th dport . ip6 daddr @{set}6 meta mark set 0x0 counter {verdict}"
+            ));
+        }
+        from.push("meta mark set 0x0".into());
         from.push("ip saddr @internet4 counter accept".into());
         from.push("ip6 saddr @internet6 counter accept".into());
         from.push("ip saddr . meta l4proto . th dport @ports4 counter accept".into());

@@ -146,27 +146,116 @@ pub fn encode_key(parts: &[KeyPart]) -> Vec<u8> {
     out
 }
 
+/// Encodes a key of an interval set. nft stores fields that are in host
+/// byte order (`mark`) in network byte order there, so that ranges compare
+/// as bytes, and converts the packet's value the same way in the rule
+/// (`byteorder`); the other fields are laid out as in [`encode_key`].
+pub fn encode_interval_key(parts: &[KeyPart]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(parts.len() * 16);
+    for part in parts {
+        let mut b = match part {
+            KeyPart::Mark(m) => m.to_be_bytes().to_vec(),
+            other => other.wire_bytes(),
+        };
+        if parts.len() > 1 {
+            b.resize(b.len().div_ceil(4) * 4, 0);
+        }
+        out.extend_from_slice(&b);
+    }
+    out
+}
+
 /// One element of a named set or map in one of palisade's tables.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Element {
     pub family: Family,
     pub set: &'static str,
     pub key: Vec<KeyPart>,
+    /// For an element of an interval set (`flags interval`): the last key
+    /// of the range, field by field, so each field of a concatenation is a
+    /// range from `key` to `key_end`. Empty for an element that is a
+    /// single key. On the wire this is `NFTA_SET_ELEM_KEY_END`.
+    pub key_end: Vec<KeyPart>,
     /// The mapped value, for maps (a concatenation when it has several
     /// parts); empty for plain sets.
     pub value: Vec<KeyPart>,
 }
 
 impl Element {
+    /// Whether this is an element of an interval set (it has a range end).
+    pub fn is_interval(&self) -> bool {
+        !self.key_end.is_empty()
+    }
+
+    /// The key as nf_tables stores it in this element's set.
+    pub fn wire_key(&self) -> Vec<u8> {
+        if self.is_interval() {
+            encode_interval_key(&self.key)
+        } else {
+            encode_key(&self.key)
+        }
+    }
+
+    /// The range end as nf_tables stores it (`NFTA_SET_ELEM_KEY_END`);
+    /// empty for an element that is a single key.
+    pub fn wire_key_end(&self) -> Vec<u8> {
+        if self.is_interval() {
+            encode_interval_key(&self.key_end)
+        } else {
+            Vec::new()
+        }
+    }
+
     /// nft text of this element as it appears inside `elements = { ... }`.
     pub fn to_nft(&self) -> String {
-        let key = concat_nft(&self.key);
+        let key = if !self.is_interval() {
+            concat_nft(&self.key)
+        } else {
+            self.key
+                .iter()
+                .zip(&self.key_end)
+                .map(|(first, last)| range_nft(first, last))
+                .collect::<Vec<_>>()
+                .join(" . ")
+        };
         if self.value.is_empty() {
             key
         } else {
             format!("{key} : {}", concat_nft(&self.value))
         }
     }
+}
+
+/// nft text of one field of an interval element: a single value, an
+/// address prefix (`203.0.113.0/24`) when the range is one, else
+/// `FIRST-LAST`.
+fn range_nft(first: &KeyPart, last: &KeyPart) -> String {
+    if first == last {
+        return first.to_nft();
+    }
+    let prefix = match (first, last) {
+        (KeyPart::Ipv4(a), KeyPart::Ipv4(b)) => {
+            prefix_len(u128::from(u32::from(*a)), u128::from(u32::from(*b)), 32)
+        }
+        (KeyPart::Ipv6(a), KeyPart::Ipv6(b)) => prefix_len(u128::from(*a), u128::from(*b), 128),
+        _ => None,
+    };
+    match prefix {
+        Some(len) => format!("{}/{len}", first.to_nft()),
+        None => format!("{}-{}", first.to_nft(), last.to_nft()),
+    }
+}
+
+/// The prefix length of the range `first..=last` of `bits`-bit numbers, if
+/// the range is exactly one prefix.
+fn prefix_len(first: u128, last: u128, bits: u32) -> Option<u32> {
+    let host = first ^ last;
+    // The differing bits must be a block of low ones (host part), all zero
+    // in `first` and all one in `last`.
+    if host & host.wrapping_add(1) != 0 || first & host != 0 {
+        return None;
+    }
+    Some(bits - (128 - host.leading_zeros()))
 }
 
 fn concat_nft(parts: &[KeyPart]) -> String {
@@ -198,6 +287,45 @@ mod tests {
     fn single_field_is_not_padded() {
         assert_eq!(encode_key(&[KeyPart::Port(80)]), vec![0, 80]);
         assert_eq!(encode_key(&[KeyPart::Ether(MacAddr([1; 6]))]).len(), 6);
+    }
+
+    #[test]
+    fn interval_elements_print_prefixes_and_ranges() {
+        let e = Element {
+            family: Family::Inet,
+            set: "rule_allow4",
+            key: vec![
+                KeyPart::Mark(5),
+                KeyPart::L4Proto(6),
+                KeyPart::Port(443),
+                KeyPart::Ipv4("203.0.113.0".parse().unwrap()),
+            ],
+            key_end: vec![
+                KeyPart::Mark(5),
+                KeyPart::L4Proto(6),
+                KeyPart::Port(443),
+                KeyPart::Ipv4("203.0.113.255".parse().unwrap()),
+            ],
+            value: Vec::new(),
+        };
+        assert_eq!(e.to_nft(), "0x00000005 . tcp . 443 . 203.0.113.0/24");
+        // The mark in network byte order, each field padded to 4 bytes.
+        let key = e.wire_key();
+        assert_eq!(&key[..4], &[0, 0, 0, 5]);
+        assert_eq!(&key[4..8], &[6, 0, 0, 0]);
+        assert_eq!(&key[8..12], &[1, 187, 0, 0]);
+        assert_eq!(&e.wire_key_end()[12..], &[203, 0, 113, 255]);
+        let mut e6 = e.clone();
+        e6.key[2] = KeyPart::Port(0);
+        e6.key_end[2] = KeyPart::Port(65535);
+        e6.key[3] = KeyPart::Ipv6("2001:db8::".parse().unwrap());
+        e6.key_end[3] = KeyPart::Ipv6("2001:db8::ffff".parse().unwrap());
+        assert_eq!(e6.to_nft(), "0x00000005 . tcp . 0-65535 . 2001:db8::/112");
+        e6.key_end[3] = KeyPart::Ipv6("2001:db8::fffe".parse().unwrap());
+        assert!(e6.to_nft().ends_with("2001:db8::-2001:db8::fffe"));
+        assert_eq!(prefix_len(0, u128::from(u32::MAX), 32), Some(0));
+        assert_eq!(prefix_len(7, 7, 32), Some(32));
+        assert_eq!(prefix_len(1, 2, 32), None);
     }
 
     #[test]

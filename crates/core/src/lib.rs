@@ -11,3 +11,4 @@ pub mod model;
 pub mod names;
 pub mod policy;
 pub mod server_config;
+pub mod tenant_rule;

@@ -7,7 +7,9 @@ use std::net::{Ipv4Addr, Ipv6Addr};
 use std::str::FromStr;
 
 /// Transport protocol of a port rule.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Proto {
     Tcp,
@@ -112,18 +114,29 @@ fn v6(s: &str) -> Ipv6Net {
 
 /// IPv4 destinations a sandbox never reaches, whatever its policy says.
 pub fn builtin_blocked_v4() -> Vec<Ipv4Net> {
+    builtin_blocked_v4_named()
+        .into_iter()
+        .map(|(n, _)| n)
+        .collect()
+}
+
+/// [`builtin_blocked_v4`] with what each range is, for messages.
+pub fn builtin_blocked_v4_named() -> Vec<(Ipv4Net, &'static str)> {
     vec![
-        v4([0, 0, 0, 0], 8),      // "this network"
-        v4([10, 0, 0, 0], 8),     // private
-        v4([100, 64, 0, 0], 10),  // carrier-grade NAT
-        v4([127, 0, 0, 0], 8),    // loopback
-        v4([169, 254, 0, 0], 16), // link-local, metadata 169.254.169.254
-        v4([172, 16, 0, 0], 12),  // private
-        v4([192, 0, 0, 0], 24),   // IETF protocol assignments
-        v4([192, 168, 0, 0], 16), // private
-        v4([198, 18, 0, 0], 15),  // benchmarking
-        v4([224, 0, 0, 0], 4),    // multicast
-        v4([240, 0, 0, 0], 4),    // reserved, limited broadcast
+        (v4([0, 0, 0, 0], 8), "\"this network\""),
+        (v4([10, 0, 0, 0], 8), "private"),
+        (v4([100, 64, 0, 0], 10), "carrier-grade NAT"),
+        (v4([127, 0, 0, 0], 8), "loopback"),
+        (
+            v4([169, 254, 0, 0], 16),
+            "link-local and metadata (169.254.169.254)",
+        ),
+        (v4([172, 16, 0, 0], 12), "private"),
+        (v4([192, 0, 0, 0], 24), "IETF protocol assignments"),
+        (v4([192, 168, 0, 0], 16), "private"),
+        (v4([198, 18, 0, 0], 15), "benchmarking"),
+        (v4([224, 0, 0, 0], 4), "multicast"),
+        (v4([240, 0, 0, 0], 4), "reserved and limited broadcast"),
     ]
 }
 
@@ -132,14 +145,26 @@ pub fn builtin_blocked_v4() -> Vec<Ipv4Net> {
 /// wire. NAT64 forms of the blocked IPv4 ranges are added by
 /// [`nat64_forms`].
 pub fn builtin_blocked_v6() -> Vec<Ipv6Net> {
+    builtin_blocked_v6_named()
+        .into_iter()
+        .map(|(n, _)| n)
+        .collect()
+}
+
+/// [`builtin_blocked_v6`] with what each range is, for messages.
+pub fn builtin_blocked_v6_named() -> Vec<(Ipv6Net, &'static str)> {
     vec![
-        v6("::/96"),         // unspecified, loopback ::1, IPv4-compatible
-        v6("::ffff:0:0/96"), // IPv4-mapped
-        v6("100::/64"),      // discard-only
-        v6("fc00::/7"),      // unique local, metadata fd00:ec2::254
-        v6("fe80::/10"),     // link-local (NDP with the gateway is let through earlier)
-        v6("fec0::/10"),     // site-local (deprecated)
-        v6("ff00::/8"),      // multicast
+        (
+            v6("::/96"),
+            "unspecified, loopback (::1) and IPv4-compatible",
+        ),
+        (v6("::ffff:0:0/96"), "IPv4-mapped"),
+        (v6("100::/64"), "discard-only"),
+        (v6("fc00::/7"), "unique local and metadata (fd00:ec2::254)"),
+        // NDP with the gateway is let through before the blocked drops.
+        (v6("fe80::/10"), "link-local"),
+        (v6("fec0::/10"), "site-local"),
+        (v6("ff00::/8"), "multicast"),
     ]
 }
 

@@ -65,7 +65,7 @@ fn group(op: SetOp, elems: &[Element]) -> Vec<Group<'_>> {
         .map(|((family, set), mut elems)| {
             if op != SetOp::Add {
                 let mut seen = BTreeSet::new();
-                elems.retain(|e| seen.insert(encode_key(&e.key)));
+                elems.retain(|e| seen.insert((e.wire_key(), e.wire_key_end())));
             }
             Group {
                 op,
@@ -85,7 +85,7 @@ fn encode_element(e: &Element, with_data: bool) -> Result<Vec<u8>, NftError> {
         set: e.set.to_string(),
         reason,
     };
-    let key = encode_key(&e.key);
+    let key = e.wire_key();
     if key.is_empty() || key.len() > NFT_DATA_VALUE_MAXLEN {
         return Err(invalid(format!(
             "key of {} bytes (nf_tables accepts 1 to {NFT_DATA_VALUE_MAXLEN})",
@@ -97,6 +97,22 @@ fn encode_element(e: &Element, with_data: bool) -> Result<Vec<u8>, NftError> {
     let k = w.begin_nest(NFTA_SET_ELEM_KEY);
     w.attr(NFTA_DATA_VALUE, &key);
     w.end_nest(k);
+    if !e.key_end.is_empty() {
+        // An element of an interval set with concatenations: the kernel
+        // (nft_set_pipapo) takes the range as first and last key, field by
+        // field, both laid out like the key.
+        let end = e.wire_key_end();
+        if end.len() != key.len() {
+            return Err(invalid(format!(
+                "range end of {} bytes for a key of {}",
+                end.len(),
+                key.len()
+            )));
+        }
+        let k = w.begin_nest(NFTA_SET_ELEM_KEY_END);
+        w.attr(NFTA_DATA_VALUE, &end);
+        w.end_nest(k);
+    }
     if with_data && !e.value.is_empty() {
         let data = encode_key(&e.value);
         if data.len() > NFT_DATA_VALUE_MAXLEN {
@@ -273,7 +289,7 @@ impl NftSocket {
                     .into_iter()
                     .map(|(key, _)| key)
                     .collect();
-                g.elems.retain(|e| present.contains(&encode_key(&e.key)));
+                g.elems.retain(|e| present.contains(&e.wire_key()));
                 if !g.elems.is_empty() {
                     groups.push(g);
                 }
@@ -384,6 +400,7 @@ impl NftSocket {
             family: Family::Inet,
             set: "probe",
             key: vec![KeyPart::Mark(0)],
+            key_end: Vec::new(),
             value: Vec::new(),
         };
         let groups = [Group {
@@ -462,6 +479,7 @@ mod tests {
                 KeyPart::Ipv4(Ipv4Addr::from(0x0a00_0000 + i)),
                 KeyPart::Ether(MacAddr([2, 0, 0, 0, (i >> 8) as u8, i as u8])),
             ],
+            key_end: Vec::new(),
             value: Vec::new(),
         }
     }
@@ -524,6 +542,7 @@ mod tests {
             family: Family::Arp,
             set: "wide",
             key: (0..5).map(|_| KeyPart::IfName("x".into())).collect(),
+            key_end: Vec::new(),
             value: Vec::new(),
         };
         let err = encode_element(&e, false).unwrap_err();

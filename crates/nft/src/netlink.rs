@@ -59,6 +59,7 @@ pub(crate) const NFTA_LIST_ELEM: u16 = 1;
 // enum nft_set_elem_attributes.
 pub(crate) const NFTA_SET_ELEM_KEY: u16 = 1;
 pub(crate) const NFTA_SET_ELEM_DATA: u16 = 2;
+pub(crate) const NFTA_SET_ELEM_KEY_END: u16 = 10;
 // enum nft_data_attributes.
 pub(crate) const NFTA_DATA_VALUE: u16 = 1;
 

@@ -50,6 +50,7 @@ fn el(family: Family, set: &'static str, key: Vec<KeyPart>) -> Element {
         family,
         set,
         key,
+        key_end: Vec::new(),
         value: Vec::new(),
     }
 }
@@ -88,6 +89,7 @@ fn sandbox7() -> Vec<Element> {
             family: Family::Inet,
             set: "ifmark",
             key: vec![ifname("pal7")],
+            key_end: Vec::new(),
             value: vec![KeyPart::Mark(3)],
         },
         el(
@@ -252,6 +254,7 @@ fn map_value_changes_by_delete_and_add_in_one_call() {
             family: Family::Inet,
             set: "ifmark",
             key: vec![ifname("pal7")],
+            key_end: Vec::new(),
             value: vec![KeyPart::Mark(mark)],
         };
         sock.apply_elements(&[entry(3)], &[]).unwrap();
@@ -410,5 +413,83 @@ fn canonical_listing_uses_its_own_namespace() {
 
         let err = canonical_listing("this is not nft", &[Family::Inet]).unwrap_err();
         assert!(matches!(err, NftError::Nft { .. }), "{err:?}");
+    });
+}
+
+/// Tenant rules are elements of interval sets with concatenations
+/// (`NFTA_SET_ELEM_KEY_END`): added and removed over netlink, they list
+/// exactly as the same elements written in an nft script do, and deleting
+/// works with and without `DESTROYSETELEM`.
+#[test]
+fn interval_concatenation_elements() {
+    use palisade_core::tenant_rule::TenantRule;
+    const RULES: &str = r#"
+table inet palisade {
+    set rule_deny4 { type mark . inet_proto . inet_service . ipv4_addr; flags interval; }
+    set rule_allow6 { type mark . inet_proto . inet_service . ipv6_addr; flags interval; }
+}
+"#;
+    let rules: Vec<Element> = [
+        (5, "deny tcp 443 203.0.113.0/24"),
+        (5, "deny udp all 198.51.100.7/32"),
+        (6, "deny tcp 8000-8080 203.0.113.0/24"),
+        (5, "allow tcp 8080 2001:db8::/32"),
+        (9, "allow udp 53-54 2001:db8:1::53/128"),
+    ]
+    .into_iter()
+    .map(|(mark, text)| text.parse::<TenantRule>().unwrap().element(mark))
+    .collect();
+    // What nft itself makes of the same elements written as text.
+    let mut script = RULES.to_string();
+    for e in &rules {
+        script.push_str(&format!(
+            "add element inet palisade {} {{ {} }}\n",
+            e.set,
+            e.to_nft()
+        ));
+    }
+    in_netns("interval_concatenation_elements", || {
+        let canonical = canonical_listing(&script, &[Family::Inet]).unwrap();
+        let want = canonical[0].1.clone().unwrap();
+        apply_script(RULES).unwrap();
+        let mut sock = NftSocket::open().unwrap();
+        sock.apply_elements(&rules, &[]).unwrap();
+        // Adding again is not an error.
+        sock.apply_elements(&rules[..1], &[]).unwrap();
+        let live = list_table_json(Family::Inet).unwrap().unwrap();
+        let sets = |v: &Value| -> Vec<Value> {
+            v["nftables"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter_map(|o| o.get("set"))
+                .map(|s| {
+                    let mut s = s.clone();
+                    s.as_object_mut().unwrap().remove("handle");
+                    // The listing order follows insertion; compare as sets.
+                    if let Some(Value::Array(elems)) = s.get_mut("elem") {
+                        elems.sort_by_key(|e| e.to_string());
+                    }
+                    s
+                })
+                .collect()
+        };
+        assert_eq!(sets(&live), sets(&want));
+        assert_eq!(nft_elems(Family::Inet, "set", "rule_deny4").len(), 3);
+
+        // Deleting one range leaves the others.
+        sock.apply_elements(&[], &rules[..1]).unwrap();
+        let text = nft_text(&["list", "set", "inet", "palisade", "rule_deny4"]);
+        assert!(!text.contains(". 443 ."), "{text}");
+        assert!(
+            text.contains("0x00000006 . tcp . 8000-8080 . 203.0.113.0/24"),
+            "{text}"
+        );
+        // The fallback path (no DESTROYSETELEM) deletes ranges too, and
+        // skips absent ones.
+        sock.force_destroy_support(false);
+        sock.apply_elements(&[], &rules).unwrap();
+        assert!(nft_elems(Family::Inet, "set", "rule_deny4").is_empty());
+        assert!(nft_elems(Family::Inet, "set", "rule_allow6").is_empty());
     });
 }

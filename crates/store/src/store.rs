@@ -5,6 +5,7 @@ use palisade_core::ipam::{self, OffsetRange};
 use palisade_core::model::{CniAttachment, SandboxKind};
 use palisade_core::names::{SandboxName, TenantName};
 use palisade_core::policy::PortRule;
+use palisade_core::tenant_rule::TenantRule;
 use rusqlite::{params, Connection, OptionalExtension, Row};
 use std::path::{Path, PathBuf};
 
@@ -47,6 +48,22 @@ pub enum StoreError {
     UserExists(String),
     #[error("no user named {0}")]
     UserMissing(String),
+    /// The tenant already has exactly this rule.
+    #[error("tenant {tenant} already has this rule: rule {id}, {rule}")]
+    RuleExists {
+        tenant: String,
+        id: u64,
+        rule: TenantRule,
+    },
+    /// The rule overlaps another of the tenant's rules with the same action
+    /// and protocol: an nf_tables interval set cannot hold both.
+    #[error("{rule} overlaps rule {id} of tenant {tenant} ({existing}): rules with the same action and protocol may not overlap; remove rule {id} first, or make the ports or CIDRs disjoint")]
+    RuleOverlaps {
+        tenant: String,
+        rule: TenantRule,
+        id: u64,
+        existing: TenantRule,
+    },
     #[error("state database holds a malformed value for sandbox {sandbox}: {what}")]
     Corrupt { sandbox: String, what: String },
 }
@@ -124,6 +141,18 @@ pub struct SandboxRecord {
     pub cni: Option<CniAttachment>,
 }
 
+/// A tenant rule row.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TenantRuleRecord {
+    /// Never reused.
+    pub id: u64,
+    pub tenant: TenantName,
+    /// The tenant's mark in the ruleset.
+    pub tenant_id: u32,
+    pub rule: TenantRule,
+    pub created_at: String,
+}
+
 /// The policy columns of a sandbox that `sandbox update` changes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PolicyColumns {
@@ -188,7 +217,21 @@ CREATE TABLE IF NOT EXISTS cni_attachments (
 );
 CREATE INDEX IF NOT EXISTS cni_by_network ON cni_attachments(network);
 CREATE INDEX IF NOT EXISTS cni_by_bridge ON cni_attachments(bridge);
+CREATE TABLE IF NOT EXISTS tenant_rules (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    tenant_id INTEGER NOT NULL REFERENCES tenants(id),
+    action TEXT NOT NULL,
+    proto TEXT NOT NULL,
+    port_first INTEGER NOT NULL,
+    port_last INTEGER NOT NULL,
+    cidr TEXT NOT NULL,
+    created_at TEXT NOT NULL,
+    UNIQUE(tenant_id, action, proto, port_first, port_last, cidr)
+);
 ";
+
+const SELECT_RULE: &str = "SELECT r.id, t.name, r.tenant_id, r.action, r.proto, r.port_first, r.port_last, r.cidr, r.created_at
+    FROM tenant_rules r JOIN tenants t ON t.id = r.tenant_id";
 
 const SELECT: &str =
     "SELECT s.id, s.name, t.name, s.tenant_id, s.kind, s.internet, s.allow, s.state,
@@ -699,6 +742,159 @@ impl Store {
         Ok(Some((id, PolicyColumns { internet, allow })))
     }
 
+    /// Records a rule of `tenant` (creating the tenant on first use), unless
+    /// the tenant has it already or it overlaps one of the tenant's rules of
+    /// the same action and protocol; checked and inserted in one
+    /// transaction. With `journal`, the same transaction records the rule as
+    /// a change the kernel has yet to get ([`Store::pending_rule_change`]).
+    pub fn add_tenant_rule(
+        &mut self,
+        tenant: &TenantName,
+        rule: &TenantRule,
+        journal: bool,
+    ) -> Result<TenantRuleRecord, StoreError> {
+        let tx = self.conn.transaction().map_err(q("begin"))?;
+        tx.execute(
+            "INSERT OR IGNORE INTO tenants(name) VALUES (?1)",
+            [tenant.as_str()],
+        )
+        .map_err(q("insert tenant"))?;
+        let tenant_id: u32 = tx
+            .query_row(
+                "SELECT id FROM tenants WHERE name = ?1",
+                [tenant.as_str()],
+                |r| r.get(0),
+            )
+            .map_err(q("read tenant"))?;
+        let existing = rule_rows(
+            &tx,
+            &format!("{SELECT_RULE} WHERE r.tenant_id = ?1 ORDER BY r.id"),
+            [tenant_id],
+        )?;
+        if let Some(same) = existing.iter().find(|e| e.rule == *rule) {
+            return Err(StoreError::RuleExists {
+                tenant: tenant.to_string(),
+                id: same.id,
+                rule: *rule,
+            });
+        }
+        if let Some(other) = existing.iter().find(|e| e.rule.overlaps(rule)) {
+            return Err(StoreError::RuleOverlaps {
+                tenant: tenant.to_string(),
+                rule: *rule,
+                id: other.id,
+                existing: other.rule,
+            });
+        }
+        let (first, last) = rule.port_span();
+        tx.execute(
+            "INSERT INTO tenant_rules(tenant_id, action, proto, port_first, port_last, cidr, created_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, strftime('%Y-%m-%dT%H:%M:%SZ', 'now'))",
+            params![
+                tenant_id,
+                rule.action.to_string(),
+                rule.proto.to_string(),
+                first,
+                last,
+                rule.cidr.to_string()
+            ],
+        )
+        .map_err(q("insert tenant rule"))?;
+        let id = tx.last_insert_rowid();
+        let record = rule_rows(&tx, &format!("{SELECT_RULE} WHERE r.id = ?1"), [id])?
+            .pop()
+            .ok_or_else(|| StoreError::Corrupt {
+                sandbox: format!("(tenant rule {id})"),
+                what: "the inserted row is gone".into(),
+            })?;
+        if journal {
+            set_rule_journal(&tx, &record)?;
+        }
+        tx.commit().map_err(q("commit"))?;
+        Ok(record)
+    }
+
+    /// Tenant rules, ordered by id: all of them, or one tenant's.
+    pub fn tenant_rules(
+        &self,
+        tenant: Option<&TenantName>,
+    ) -> Result<Vec<TenantRuleRecord>, StoreError> {
+        match tenant {
+            Some(t) => rule_rows(
+                &self.conn,
+                &format!("{SELECT_RULE} WHERE t.name = ?1 ORDER BY r.id"),
+                [t.as_str()],
+            ),
+            None => rule_rows(&self.conn, &format!("{SELECT_RULE} ORDER BY r.id"), []),
+        }
+    }
+
+    /// One tenant rule by id.
+    pub fn tenant_rule(&self, id: u64) -> Result<Option<TenantRuleRecord>, StoreError> {
+        Ok(rule_rows(&self.conn, &format!("{SELECT_RULE} WHERE r.id = ?1"), [id])?.pop())
+    }
+
+    /// Deletes a tenant rule, and with it the journal entry of a change to
+    /// it; false if there was no such rule.
+    pub fn remove_tenant_rule(&mut self, id: u64) -> Result<bool, StoreError> {
+        let tx = self.conn.transaction().map_err(q("begin"))?;
+        let n = tx
+            .execute("DELETE FROM tenant_rules WHERE id = ?1", [id])
+            .map_err(q(format!("delete tenant rule {id}")))?;
+        tx.execute("DELETE FROM meta WHERE key = 'pending_rule'", [])
+            .map_err(q("clear the rule journal"))?;
+        tx.commit().map_err(q("commit"))?;
+        Ok(n > 0)
+    }
+
+    /// Records that the kernel's elements of this rule may not match the
+    /// store until [`Store::finish_rule_change`]: the next run's repair
+    /// brings them in line with the store if a crash comes first.
+    pub fn begin_rule_change(&mut self, record: &TenantRuleRecord) -> Result<(), StoreError> {
+        set_rule_journal(&self.conn, record)
+    }
+
+    /// Clears the journal entry of [`Store::begin_rule_change`].
+    pub fn finish_rule_change(&mut self) -> Result<(), StoreError> {
+        self.conn
+            .execute("DELETE FROM meta WHERE key = 'pending_rule'", [])
+            .map_err(q("clear the rule journal"))?;
+        Ok(())
+    }
+
+    /// The rule change an interrupted run left: the rule as it was recorded
+    /// (whether it is still stored decides what the kernel must hold).
+    /// O(1): one primary-key lookup.
+    pub fn pending_rule_change(&self) -> Result<Option<TenantRuleRecord>, StoreError> {
+        let value: Option<String> = self
+            .conn
+            .query_row(
+                "SELECT value FROM meta WHERE key = 'pending_rule'",
+                [],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(q("read the rule journal"))?;
+        let Some(value) = value else { return Ok(None) };
+        let corrupt = || StoreError::Corrupt {
+            sandbox: "(rule journal)".into(),
+            what: format!("pending_rule = {value:?}"),
+        };
+        let mut parts = value.splitn(4, '|');
+        let (Some(id), Some(tenant_id), Some(tenant), Some(rule)) =
+            (parts.next(), parts.next(), parts.next(), parts.next())
+        else {
+            return Err(corrupt());
+        };
+        Ok(Some(TenantRuleRecord {
+            id: id.parse().map_err(|_| corrupt())?,
+            tenant_id: tenant_id.parse().map_err(|_| corrupt())?,
+            tenant: TenantName::new(tenant).map_err(|_| corrupt())?,
+            rule: rule.parse().map_err(|_| corrupt())?,
+            created_at: String::new(),
+        }))
+    }
+
     /// Removes one exposure of sandbox `id`; false if it had no such one.
     pub fn remove_exposure(&mut self, id: u64, exposure: &Exposure) -> Result<bool, StoreError> {
         let (proto, host_ip, host_first, host_last, guest_first) = columns(exposure);
@@ -712,6 +908,72 @@ impl Store {
             .map_err(q("delete exposure"))?;
         Ok(n > 0)
     }
+}
+
+fn set_rule_journal(conn: &Connection, record: &TenantRuleRecord) -> Result<(), StoreError> {
+    conn.execute(
+        "INSERT INTO meta(key, value) VALUES ('pending_rule', ?1)
+         ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+        [format!(
+            "{}|{}|{}|{}",
+            record.id, record.tenant_id, record.tenant, record.rule
+        )],
+    )
+    .map_err(q("write the rule journal"))?;
+    Ok(())
+}
+
+/// Runs a [`SELECT_RULE`] query.
+fn rule_rows<P: rusqlite::Params>(
+    conn: &Connection,
+    sql: &str,
+    params: P,
+) -> Result<Vec<TenantRuleRecord>, StoreError> {
+    let mut stmt = conn.prepare_cached(sql).map_err(q("prepare"))?;
+    let rows = stmt
+        .query_map(params, |r| {
+            Ok((
+                r.get::<_, i64>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, u32>(2)?,
+                r.get::<_, String>(3)?,
+                r.get::<_, String>(4)?,
+                r.get::<_, u16>(5)?,
+                r.get::<_, u16>(6)?,
+                r.get::<_, String>(7)?,
+                r.get::<_, String>(8)?,
+            ))
+        })
+        .map_err(q("list tenant rules"))?;
+    let mut out = Vec::new();
+    for row in rows {
+        let (id, tenant, tenant_id, action, proto, first, last, cidr, created_at) =
+            row.map_err(q("read tenant rule"))?;
+        let corrupt = |what: String| StoreError::Corrupt {
+            sandbox: format!("(tenant rule {id})"),
+            what,
+        };
+        // All ports are stored as 0-65535 (a UNIQUE index treats NULLs as
+        // distinct); port 0 is never a rule's own port.
+        let ports = if (first, last) == (0, u16::MAX) {
+            "all".to_string()
+        } else if first == last {
+            first.to_string()
+        } else {
+            format!("{first}-{last}")
+        };
+        let rule: TenantRule = format!("{action} {proto} {ports} {cidr}")
+            .parse()
+            .map_err(|e: palisade_core::tenant_rule::TenantRuleError| corrupt(e.to_string()))?;
+        out.push(TenantRuleRecord {
+            id: id as u64,
+            tenant: TenantName::new(&tenant).map_err(|e| corrupt(e.to_string()))?,
+            tenant_id,
+            rule,
+            created_at,
+        });
+    }
+    Ok(out)
 }
 
 fn row_to_record(r: &Row<'_>) -> rusqlite::Result<Result<SandboxRecord, StoreError>> {
@@ -1074,6 +1336,100 @@ mod tests {
         // The rows went with the sandbox: the port is free again.
         s.add_exposure(a.id, &exp(None, "8005-8010", "1-6"))
             .unwrap();
+    }
+
+    #[test]
+    fn tenant_rules_round_trip_refuse_duplicates_and_overlaps() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = Store::open(dir.path()).unwrap();
+        let acme = TenantName::new("acme").unwrap();
+        let beta = TenantName::new("beta").unwrap();
+        let rule = |t: &str| t.parse::<TenantRule>().unwrap();
+        // A tenant without sandboxes is created by its first rule.
+        let a = s
+            .add_tenant_rule(&acme, &rule("allow tcp 443 203.0.113.0/24"), false)
+            .unwrap();
+        assert_eq!(a.tenant, acme);
+        assert!(a.created_at.ends_with('Z'));
+        let sb = s
+            .insert_sandbox(&new("x", "acme", SandboxKind::Netns), RANGE)
+            .unwrap();
+        assert_eq!(
+            sb.tenant_id, a.tenant_id,
+            "the sandbox joins the rule's tenant"
+        );
+        let all = s
+            .add_tenant_rule(&acme, &rule("deny udp all 2001:db8::/32"), false)
+            .unwrap();
+        assert_eq!(all.rule.ports, None);
+        let b = s
+            .add_tenant_rule(&beta, &rule("allow tcp 443 203.0.113.0/24"), false)
+            .unwrap();
+        assert_ne!(a.tenant_id, b.tenant_id);
+        assert!(b.id > all.id);
+        // The same rule twice: refused, naming the existing one.
+        let e = s
+            .add_tenant_rule(&acme, &rule("allow tcp 443 203.0.113.0/24"), false)
+            .unwrap_err();
+        assert!(
+            matches!(e, StoreError::RuleExists { id, .. } if id == a.id),
+            "{e}"
+        );
+        // Overlapping one of the same action and protocol: refused.
+        let e = s
+            .add_tenant_rule(&acme, &rule("allow tcp 400-500 203.0.113.128/25"), false)
+            .unwrap_err();
+        assert!(
+            matches!(e, StoreError::RuleOverlaps { id, .. } if id == a.id),
+            "{e}"
+        );
+        assert!(e.to_string().contains("may not overlap"), "{e}");
+        // Other action, protocol or ports: fine.
+        s.add_tenant_rule(&acme, &rule("deny tcp 443 203.0.113.0/24"), false)
+            .unwrap();
+        s.add_tenant_rule(&acme, &rule("allow tcp 444 203.0.113.0/24"), false)
+            .unwrap();
+        assert_eq!(s.tenant_rules(Some(&acme)).unwrap().len(), 4);
+        assert_eq!(s.tenant_rules(Some(&beta)).unwrap(), vec![b.clone()]);
+        assert_eq!(s.tenant_rules(None).unwrap().len(), 5);
+        assert_eq!(s.tenant_rule(a.id).unwrap(), Some(a.clone()));
+        // Survives a reopen.
+        drop(s);
+        let mut s = Store::open(dir.path()).unwrap();
+        assert_eq!(s.tenant_rule(all.id).unwrap(), Some(all.clone()));
+        assert!(s.remove_tenant_rule(a.id).unwrap());
+        assert!(!s.remove_tenant_rule(a.id).unwrap());
+        assert_eq!(s.tenant_rule(a.id).unwrap(), None);
+        // Ids are never reused.
+        let again = s
+            .add_tenant_rule(&acme, &rule("allow tcp 443 203.0.113.0/24"), false)
+            .unwrap();
+        assert!(again.id > b.id);
+    }
+
+    #[test]
+    fn rule_journal_round_trip() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = Store::open(dir.path()).unwrap();
+        let acme = TenantName::new("acme").unwrap();
+        assert_eq!(s.pending_rule_change().unwrap(), None);
+        let r = s
+            .add_tenant_rule(
+                &acme,
+                &"deny tcp 1-1024 198.51.100.0/24".parse().unwrap(),
+                true,
+            )
+            .unwrap();
+        let pending = s.pending_rule_change().unwrap().unwrap();
+        assert_eq!((pending.id, pending.tenant_id), (r.id, r.tenant_id));
+        assert_eq!((pending.tenant, pending.rule), (r.tenant.clone(), r.rule));
+        s.finish_rule_change().unwrap();
+        assert_eq!(s.pending_rule_change().unwrap(), None);
+        s.begin_rule_change(&r).unwrap();
+        assert!(s.pending_rule_change().unwrap().is_some());
+        // Removing the rule clears its journal entry in the same transaction.
+        s.remove_tenant_rule(r.id).unwrap();
+        assert_eq!(s.pending_rule_change().unwrap(), None);
     }
 
     #[test]

@@ -94,7 +94,9 @@ impl From<StoreError> for ApiError {
             StoreError::UserExists(_)
             | StoreError::NameTaken(_)
             | StoreError::PortTaken { .. }
-            | StoreError::AttachmentTaken { .. } => ApiError::conflict(e.to_string()),
+            | StoreError::AttachmentTaken { .. }
+            | StoreError::RuleExists { .. }
+            | StoreError::RuleOverlaps { .. } => ApiError::conflict(e.to_string()),
             StoreError::UserMissing(name) => ApiError::not_found(format_args!("user {name}")),
             StoreError::PoolFull { .. } => {
                 ApiError::new(StatusCode::CONFLICT, "pool_full", e.to_string())

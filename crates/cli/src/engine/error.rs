@@ -13,6 +13,22 @@ pub enum EngineError {
     InvalidRequest { sandbox: String, why: String },
     #[error("no sandbox named {0}")]
     NotFound(String),
+    /// A tenant rule that is not acceptable (the message says why).
+    #[error(transparent)]
+    TenantRule(#[from] palisade_core::tenant_rule::TenantRuleError),
+    /// `rule remove` with an id that is not one of the tenant's rules.
+    #[error(
+        "tenant {tenant} has no rule {id} (palisade rule list --tenant {tenant} shows its rules)"
+    )]
+    RuleNotFound { tenant: String, id: u64 },
+    /// The kernel refused a tenant rule's element; the rule was not changed.
+    #[error("rule {id} of tenant {tenant} ({rule}): firewall update failed, nothing was applied: {source}")]
+    RuleElements {
+        tenant: String,
+        id: u64,
+        rule: palisade_core::tenant_rule::TenantRule,
+        source: Box<palisade_nft::NftError>,
+    },
     #[error(transparent)]
     Store(#[from] palisade_store::StoreError),
     #[error("cannot lock the state directory {dir}: {source}")]

@@ -4,7 +4,8 @@
 //! as a `kill -9` would; `PALISADE_FAIL_AT=<point>` makes the step fail as if
 //! the kernel had refused it. Both are read once per call and cost nothing
 //! when unset. Points: after-record, after-elements, after-netns, after-link,
-//! before-ready, destroy-after-mark, destroy-after-link, update-after-journal.
+//! before-ready, destroy-after-mark, destroy-after-link, update-after-journal,
+//! rule-after-journal.
 
 use super::EngineError;
 

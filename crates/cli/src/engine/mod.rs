@@ -12,6 +12,7 @@ mod plumbing;
 mod probe;
 mod reconcile;
 mod status;
+mod tenant_rules;
 mod update;
 mod verify;
 mod view;
@@ -24,6 +25,7 @@ pub use probe::{
     Expect, ProbeOptions, ProbeReport, ProbeResult, SandboxProbes, DEFAULT_INTERNET_TARGETS,
 };
 pub use reconcile::RepairReport;
+pub use tenant_rules::TenantRuleView;
 pub use update::{UpdateOutcome, UpdateRequest};
 pub use verify::{Difference, VerifyReport};
 pub use view::{SandboxView, StatusView};
@@ -142,7 +144,12 @@ impl Engine {
             .into_iter()
             .map(|(_, m)| m)
             .collect();
-        Ok(palisade_core::compile::compile(&self.config, &sandboxes))
+        let rules = self.compiled_rules()?;
+        Ok(palisade_core::compile::compile(
+            &self.config,
+            &sandboxes,
+            &rules,
+        ))
     }
 
     /// True when every table palisade uses in this mode exists (one

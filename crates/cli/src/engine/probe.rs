@@ -138,7 +138,7 @@ impl Engine {
             .into_iter()
             .map(|(_, m)| m)
             .collect();
-        let compiled = compile::compile(&self.config, &ready);
+        let compiled = compile::compile(&self.config, &ready, &self.compiled_rules()?);
         let host_addrs = self.host_addresses()?;
         let mut report = ProbeReport {
             rules,

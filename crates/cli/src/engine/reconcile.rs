@@ -20,6 +20,8 @@ pub struct RepairReport {
     pub finished_destroys: Vec<String>,
     /// Interrupted policy changes (`sandbox update`) finished.
     pub finished_updates: Vec<String>,
+    /// Interrupted tenant rule changes (`rule add`, `rule remove`) finished.
+    pub finished_rule_changes: Vec<String>,
     /// The tables were missing or replaced and have been rebuilt.
     pub table_rebuilt: bool,
     /// Interfaces of palisade's with no sandbox, removed.
@@ -52,6 +54,9 @@ impl RepairReport {
             out.push(format!(
                 "finished the interrupted policy change of sandbox {n}"
             ));
+        }
+        for n in &self.finished_rule_changes {
+            out.push(format!("finished the interrupted change of {n}"));
         }
         if self.table_rebuilt {
             out.push("rebuilt palisade's nftables tables from the store".into());
@@ -92,14 +97,25 @@ impl Engine {
                     report.finished_updates.push(r.name.to_string());
                 }
             }
+            if let Some(r) = self.store.pending_rule_change()? {
+                report
+                    .finished_rule_changes
+                    .push(format!("rule {} of tenant {} ({})", r.id, r.tenant, r.rule));
+            }
             let full = self.reconcile()?;
             self.store.finish_policy_update(None)?;
+            self.store.finish_rule_change()?;
             report.table_rebuilt = true;
             report.orphan_links_removed = full.orphan_links_removed;
             report.links_restored = full.links_restored;
             report.unfixable = full.unfixable;
-        } else if let Some(name) = self.finish_interrupted_update()? {
-            report.finished_updates.push(name);
+        } else {
+            if let Some(name) = self.finish_interrupted_update()? {
+                report.finished_updates.push(name);
+            }
+            if let Some(rule) = self.finish_interrupted_rule_change()? {
+                report.finished_rule_changes.push(rule);
+            }
         }
         Ok(report)
     }

@@ -79,7 +79,8 @@ impl Engine {
             None => ready.clone(),
         };
         let models: Vec<_> = selected.iter().map(|(_, m)| m.clone()).collect();
-        let compiled = compile::compile(&self.config, &models);
+        // Tenant rules are the tenants', not a sandbox's: always all of them.
+        let compiled = compile::compile(&self.config, &models, &self.compiled_rules()?);
         let expected_listing =
             palisade_nft::canonical_listing(&compiled.replace_script(), &ALL_FAMILIES)
                 .map_err(|e| EngineError::ReadBack(Box::new(e)))?;

@@ -55,6 +55,10 @@ fn cni_sandbox(id: u64, tenant_id: u32, bridge: &str, v6: bool) -> Sandbox {
     }
 }
 
+fn rule(text: &str) -> TenantRule {
+    text.parse().unwrap()
+}
+
 fn exposure(host_ip: Option<&str>, host: &str, guest: &str) -> Exposure {
     Exposure::new(
         crate::policy::Proto::Tcp,
@@ -105,7 +109,16 @@ fn golden_routed_deny() {
     sbs[2]
         .exposures
         .push(exposure(Some("2001:db8:1::1"), "53", "53"));
-    golden("routed-deny.nft", &compile(&c, &sbs).replace_script());
+    let rules = [
+        (1, rule("allow tcp 8080 203.0.113.10/32")),
+        (1, rule("deny udp all 2001:db8::/32")),
+        (2, rule("deny tcp 8000-8999 198.51.100.0/24")),
+        (2, rule("allow udp 53 2001:db8:1::53/128")),
+    ];
+    golden(
+        "routed-deny.nft",
+        &compile(&c, &sbs, &rules).replace_script(),
+    );
 }
 
 #[test]
@@ -118,7 +131,7 @@ fn golden_routed_same_tenant_no_uplink() {
     ];
     golden(
         "routed-same-tenant.nft",
-        &compile(&c, &sbs).replace_script(),
+        &compile(&c, &sbs, &[]).replace_script(),
     );
 }
 
@@ -129,17 +142,17 @@ fn golden_bridge() {
         sandbox(&c, 1, 1, false, &[]),
         sandbox(&c, 2, 2, true, &["tcp:443"]),
     ];
-    golden("bridge.nft", &compile(&c, &sbs).replace_script());
+    golden("bridge.nft", &compile(&c, &sbs, &[]).replace_script());
 }
 
 #[test]
 fn rule_count_does_not_grow_with_sandboxes() {
     let c = config(UPLINK);
-    let one = compile(&c, &[sandbox(&c, 1, 1, true, &["tcp:443"])]);
+    let one = compile(&c, &[sandbox(&c, 1, 1, true, &["tcp:443"])], &[]);
     let many: Vec<_> = (1..=500)
         .map(|i| sandbox(&c, i, (i % 7) as u32 + 1, i % 2 == 0, &["tcp:443"]))
         .collect();
-    let big = compile(&c, &many);
+    let big = compile(&c, &many, &[]);
     assert_eq!(one.rule_count(), big.rule_count());
     assert!(one.rule_count() > 10);
 }
@@ -196,7 +209,7 @@ fn cni_sandbox_binds_its_port_and_policy_follows_its_addresses() {
     assert!(!els.iter().any(|e| e.starts_with("arp")));
     // The bridge itself is shared, not the sandbox's.
     assert!(!els.iter().any(|e| e.contains("cnibr0")));
-    let ruleset = compile(&c, &[sb.clone(), cni_sandbox(5, 3, "cnibr0", false)]);
+    let ruleset = compile(&c, &[sb.clone(), cni_sandbox(5, 3, "cnibr0", false)], &[]);
     assert_eq!(
         ruleset.tables.matches("elements = { \"cnibr0\" }").count(),
         2
@@ -249,7 +262,7 @@ fn anti_spoofing_binds_interface_mac_and_addresses() {
 #[test]
 fn without_uplink_nothing_reaches_the_internet() {
     let c = config("");
-    let r = compile(&c, &[sandbox(&c, 1, 1, false, &[])]);
+    let r = compile(&c, &[sandbox(&c, 1, 1, false, &[])], &[]);
     assert!(!r.tables.contains("@internet4 counter accept"));
     assert!(!r.tables.contains("masquerade"));
 }
@@ -257,7 +270,7 @@ fn without_uplink_nothing_reaches_the_internet() {
 #[test]
 fn blocked_before_internet_and_deny_before_allow() {
     let c = config(UPLINK);
-    let t = compile(&c, &[]).tables;
+    let t = compile(&c, &[], &[]).tables;
     let pos = |s: &str| t.find(s).unwrap_or_else(|| panic!("{s} missing"));
     assert!(pos("@blocked4 counter drop") < pos("@internet4 counter accept"));
     assert!(pos("@blocked6 counter drop") < pos("@ports6 counter accept"));
@@ -267,7 +280,7 @@ fn blocked_before_internet_and_deny_before_allow() {
 #[test]
 fn replace_script_removes_tables_of_every_family() {
     let c = config("");
-    let s = compile(&c, &[]).replace_script();
+    let s = compile(&c, &[], &[]).replace_script();
     for f in ["inet", "arp", "bridge"] {
         assert!(s.contains(&format!("delete table {f} palisade")), "{f}");
     }
@@ -281,7 +294,7 @@ fn replace_script_removes_tables_of_every_family() {
 fn exposures_are_map_elements_one_per_port_and_family() {
     let c = config(UPLINK);
     let mut sb = sandbox(&c, 1, 1, false, &[]);
-    let before = compile(&c, std::slice::from_ref(&sb)).rule_count();
+    let before = compile(&c, std::slice::from_ref(&sb), &[]).rule_count();
     sb.exposures.push(exposure(None, "8000-8002", "80-82"));
     sb.exposures
         .push(exposure(Some("2001:db8::1"), "443", "8443"));
@@ -302,13 +315,13 @@ fn exposures_are_map_elements_one_per_port_and_family() {
             "expose_at6 2001:db8::1 . tcp . 443 : fd70:616c:6973::2 . 8443",
         ]
     );
-    assert_eq!(compile(&c, &[sb]).rule_count(), before);
+    assert_eq!(compile(&c, &[sb], &[]).rule_count(), before);
 }
 
 #[test]
 fn exposure_accepts_come_after_the_sandbox_source_decision() {
     let c = config(UPLINK);
-    let t = compile(&c, &[]).tables;
+    let t = compile(&c, &[], &[]).tables;
     let pos = |s: &str| t.find(s).unwrap_or_else(|| panic!("{s} missing"));
     // Traffic from a sandbox jumps to from_sandbox before the to_sandbox
     // chain (where DNAT is accepted) is consulted.
@@ -320,7 +333,7 @@ fn exposure_accepts_come_after_the_sandbox_source_decision() {
 #[test]
 fn rules_are_found_by_family_chain_and_position() {
     let c = config(UPLINK);
-    let r = compile(&c, &[]);
+    let r = compile(&c, &[], &[]);
     assert_eq!(
         r.rule(Family::Inet, "from_sandbox", 0),
         Some("ct state established,related accept")
@@ -339,4 +352,45 @@ fn rules_are_found_by_family_chain_and_position() {
         Some("iifname @cni_ports jump cni_port_to_port")
     );
     assert_eq!(r.rule(Family::Bridge, "forward", 2), None);
+}
+
+#[test]
+fn tenant_rules_are_elements_looked_up_after_every_always_denied_drop() {
+    let c = config(UPLINK);
+    let sbs = [sandbox(&c, 1, 1, true, &[])];
+    let none = compile(&c, &sbs, &[]);
+    let rules: Vec<_> = (1..=50)
+        .map(|i| (i, rule(&format!("deny tcp {i} 203.0.113.0/24"))))
+        .collect();
+    let some = compile(&c, &sbs, &rules);
+    // Rules are elements: the rule count stays.
+    assert_eq!(none.rule_count(), some.rule_count());
+    assert!(some
+        .tables
+        .contains("0x00000032 . tcp . 50 . 203.0.113.0/24"));
+    let t = &some.tables;
+    let pos = |s: &str| t.find(s).unwrap_or_else(|| panic!("{s} missing"));
+    let deny = pos("@rule_deny4 meta mark set 0x0 counter drop");
+    let allow = pos("@rule_allow6 meta mark set 0x0 counter accept");
+    for before in [
+        "ip daddr @tenant4 counter drop",
+        "ip daddr 10.200.0.0/16 counter drop",
+        "ip daddr @blocked4 counter drop",
+        "ip6 daddr @blocked6 counter drop",
+        "oifname != \"up0\" counter drop",
+        "meta mark set ip saddr map @tenant4\n",
+    ] {
+        assert!(pos(before) < deny, "{before} after the deny lookup");
+    }
+    // Deny before any accept of internet egress; the mark is cleared
+    // before the packet goes on.
+    assert!(deny < allow);
+    assert!(allow < pos("meta mark set 0x0\n"));
+    assert!(pos("meta mark set 0x0\n") < pos("ip saddr @internet4 counter accept"));
+    assert!(t.contains("set rule_allow6 {\n\t\ttype mark . inet_proto . inet_service . ipv6_addr\n\t\tflags interval\n"));
+    // Without an uplink the sets exist (elements can always be added) but
+    // nothing looks them up.
+    let no_uplink = compile(&config(""), &[], &rules);
+    assert!(no_uplink.tables.contains("set rule_deny4"));
+    assert!(!no_uplink.tables.contains("@rule_deny4"));
 }

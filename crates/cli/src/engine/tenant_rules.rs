@@ -1,0 +1,161 @@
+//! Tenant rules: allow or deny rules for every sandbox of a tenant
+//! (`palisade rule add|list|remove`).
+//!
+//! A rule is validated against the configuration (an allow rule never
+//! overlaps what palisade always denies), recorded in the store, and applied
+//! as its one interval-set element in one atomic batch: O(1) whatever the
+//! number of sandboxes, and it applies to the tenant's future sandboxes
+//! without any further change (they carry the tenant's mark). A journal row
+//! covers the moment between the store and the kernel, so a crash there is
+//! finished by the next command's repair.
+
+use super::{faults, Engine, EngineError};
+use palisade_core::exposure::PortRange;
+use palisade_core::names::TenantName;
+use palisade_core::policy::Proto;
+use palisade_core::tenant_rule::{RuleAction, TenantRule};
+use palisade_store::TenantRuleRecord;
+
+/// A tenant rule as the front ends show it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct TenantRuleView {
+    pub id: u64,
+    pub tenant: String,
+    pub action: RuleAction,
+    pub proto: Proto,
+    /// `None` (JSON `null`): all ports.
+    pub ports: Option<PortRange>,
+    pub cidr: ipnet::IpNet,
+    pub created_at: String,
+}
+
+impl TenantRuleView {
+    fn new(r: &TenantRuleRecord) -> TenantRuleView {
+        TenantRuleView {
+            id: r.id,
+            tenant: r.tenant.to_string(),
+            action: r.rule.action,
+            proto: r.rule.proto,
+            ports: r.rule.ports,
+            cidr: r.rule.cidr,
+            created_at: r.created_at.clone(),
+        }
+    }
+
+    /// The rule itself.
+    pub fn rule(&self) -> TenantRule {
+        TenantRule {
+            action: self.action,
+            proto: self.proto,
+            ports: self.ports,
+            cidr: self.cidr,
+        }
+    }
+}
+
+impl Engine {
+    /// Adds a rule for every sandbox of `tenant`, present and future. Fails
+    /// closed: if the kernel refuses the element, the rule is not kept.
+    pub fn add_tenant_rule(
+        &mut self,
+        tenant: &str,
+        rule: TenantRule,
+    ) -> Result<TenantRuleView, EngineError> {
+        let tenant = TenantName::new(tenant)?;
+        rule.validate(&self.config)?;
+        let record = self.store.add_tenant_rule(&tenant, &rule, true)?;
+        let element = rule.element(record.tenant_id);
+        let applied = faults::point("rule-after-journal").and_then(|()| {
+            self.nft
+                .apply_elements(std::slice::from_ref(&element), &[])
+                .map_err(|source| rule_error(&record, source))
+        });
+        if let Err(failure) = applied {
+            // The batch is atomic: the kernel has nothing of the rule.
+            self.store.remove_tenant_rule(record.id)?;
+            return Err(failure);
+        }
+        self.store.finish_rule_change()?;
+        Ok(TenantRuleView::new(&record))
+    }
+
+    /// The rules of one tenant, or of all, ordered by id.
+    pub fn tenant_rules(&self, tenant: Option<&str>) -> Result<Vec<TenantRuleView>, EngineError> {
+        let tenant = tenant.map(TenantName::new).transpose()?;
+        Ok(self
+            .store
+            .tenant_rules(tenant.as_ref())?
+            .iter()
+            .map(TenantRuleView::new)
+            .collect())
+    }
+
+    /// Removes rule `id` of `tenant`: its element leaves the kernel, then
+    /// the store forgets it.
+    pub fn remove_tenant_rule(
+        &mut self,
+        tenant: &str,
+        id: u64,
+    ) -> Result<TenantRuleView, EngineError> {
+        let tenant = TenantName::new(tenant)?;
+        let record = self
+            .store
+            .tenant_rule(id)?
+            .filter(|r| r.tenant == tenant)
+            .ok_or_else(|| EngineError::RuleNotFound {
+                tenant: tenant.to_string(),
+                id,
+            })?;
+        self.store.begin_rule_change(&record)?;
+        let element = record.rule.element(record.tenant_id);
+        if let Err(source) = self.nft.apply_elements(&[], std::slice::from_ref(&element)) {
+            self.store.finish_rule_change()?;
+            return Err(rule_error(&record, source));
+        }
+        self.store.remove_tenant_rule(record.id)?;
+        Ok(TenantRuleView::new(&record))
+    }
+
+    /// Every stored rule with its tenant's mark, for compilation.
+    pub(super) fn compiled_rules(&self) -> Result<Vec<(u32, TenantRule)>, EngineError> {
+        Ok(self
+            .store
+            .tenant_rules(None)?
+            .into_iter()
+            .map(|r| (r.tenant_id, r.rule))
+            .collect())
+    }
+
+    /// Finishes a rule change a crash interrupted: the kernel gets the
+    /// rule's element if the store has the rule, and loses it if not (one
+    /// idempotent batch either way).
+    pub(super) fn finish_interrupted_rule_change(&mut self) -> Result<Option<String>, EngineError> {
+        let Some(pending) = self.store.pending_rule_change()? else {
+            return Ok(None);
+        };
+        let element = pending.rule.element(pending.tenant_id);
+        let kept = self.store.tenant_rule(pending.id)?.is_some();
+        let (add, delete) = if kept {
+            (vec![element], Vec::new())
+        } else {
+            (Vec::new(), vec![element])
+        };
+        self.nft
+            .apply_elements(&add, &delete)
+            .map_err(|source| rule_error(&pending, source))?;
+        self.store.finish_rule_change()?;
+        Ok(Some(format!(
+            "rule {} of tenant {} ({})",
+            pending.id, pending.tenant, pending.rule
+        )))
+    }
+}
+
+fn rule_error(r: &TenantRuleRecord, source: palisade_nft::NftError) -> EngineError {
+    EngineError::RuleElements {
+        tenant: r.tenant.to_string(),
+        id: r.id,
+        rule: r.rule,
+        source: Box::new(source),
+    }
+}
