@@ -40,13 +40,9 @@ pub enum UserCommand {
         json: bool,
     },
     /// Delete a user; its tokens stop working at once.
-    Remove {
-        name: String,
-    },
+    Remove { name: String },
     /// Lift the lockout of an account name after failed logins.
-    Unlock {
-        name: String,
-    },
+    Unlock { name: String },
 }
 
 fn parse_role(s: &str) -> Result<Role, String> {
@@ -139,7 +135,14 @@ fn local_actor() -> String {
     format!("local:uid={uid}")
 }
 
-fn record(state_dir: &Path, action: &str, target: String, tenant: Option<String>, outcome: Outcome, details: serde_json::Value) -> Result<()> {
+fn record(
+    state_dir: &Path,
+    action: &str,
+    target: String,
+    tenant: Option<String>,
+    outcome: Outcome,
+    details: serde_json::Value,
+) -> Result<()> {
     let (_, mut audit) = open_records(state_dir)?;
     audit
         .append(&NewAuditRecord {
@@ -188,8 +191,19 @@ pub fn user(config: &Config, state_dir: &Path, cmd: &UserCommand) -> Result<Exit
         UserCommand::Add { name, role, tenant } => {
             let password = read_password(name)?;
             let policy = policy(&accounts, config)?;
-            let result = add_user(&mut accounts, &policy, name, &password, *role, tenant.as_deref());
-            let outcome = if result.is_ok() { Outcome::Success } else { Outcome::Failure };
+            let result = add_user(
+                &mut accounts,
+                &policy,
+                name,
+                &password,
+                *role,
+                tenant.as_deref(),
+            );
+            let outcome = if result.is_ok() {
+                Outcome::Success
+            } else {
+                Outcome::Failure
+            };
             record(
                 state_dir,
                 "user.add",
@@ -211,10 +225,7 @@ pub fn user(config: &Config, state_dir: &Path, cmd: &UserCommand) -> Result<Exit
         UserCommand::List { json } => {
             let users = accounts.users()?;
             if *json {
-                let list: Vec<_> = users
-                    .iter()
-                    .map(|u| UserView::new(u, None))
-                    .collect();
+                let list: Vec<_> = users.iter().map(|u| UserView::new(u, None)).collect();
                 println!("{}", serde_json::to_string_pretty(&list)?);
             } else if users.is_empty() {
                 println!("no users");
@@ -238,7 +249,11 @@ pub fn user(config: &Config, state_dir: &Path, cmd: &UserCommand) -> Result<Exit
                 "user.delete",
                 format!("user {name}"),
                 None,
-                if removed { Outcome::Success } else { Outcome::Failure },
+                if removed {
+                    Outcome::Success
+                } else {
+                    Outcome::Failure
+                },
                 serde_json::json!({}),
             )?;
             if !removed {
@@ -248,7 +263,14 @@ pub fn user(config: &Config, state_dir: &Path, cmd: &UserCommand) -> Result<Exit
         }
         UserCommand::Unlock { name } => {
             accounts.unlock(name)?;
-            record(state_dir, "user.update", format!("user {name}"), None, Outcome::Success, serde_json::json!({"unlock": true}))?;
+            record(
+                state_dir,
+                "user.update",
+                format!("user {name}"),
+                None,
+                Outcome::Success,
+                serde_json::json!({"unlock": true}),
+            )?;
             println!("unlocked {name}");
         }
     }
@@ -257,8 +279,9 @@ pub fn user(config: &Config, state_dir: &Path, cmd: &UserCommand) -> Result<Exit
 
 fn write_out(output: Option<&PathBuf>, bytes: &[u8]) -> Result<()> {
     match output {
-        Some(path) => std::fs::write(path, bytes)
-            .with_context(|| format!("cannot write {}", path.display())),
+        Some(path) => {
+            std::fs::write(path, bytes).with_context(|| format!("cannot write {}", path.display()))
+        }
         None => {
             std::io::stdout().write_all(bytes)?;
             Ok(())
@@ -277,7 +300,11 @@ pub fn audit(state_dir: &Path, cmd: &AuditCommand) -> Result<ExitCode> {
                 "audit.verify",
                 "audit chain".into(),
                 None,
-                if report.intact { Outcome::Success } else { Outcome::Failure },
+                if report.intact {
+                    Outcome::Success
+                } else {
+                    Outcome::Failure
+                },
                 serde_json::json!({ "intact": report.intact, "records_checked": report.records_checked }),
             )?;
             if *json {
@@ -304,7 +331,11 @@ pub fn audit(state_dir: &Path, cmd: &AuditCommand) -> Result<ExitCode> {
                     println!("  ... and {} more", report.problems_omitted);
                 }
             }
-            Ok(if report.intact { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+            Ok(if report.intact {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            })
         }
         AuditCommand::Export { filter, output } => {
             let mut out = Vec::new();
@@ -319,7 +350,11 @@ pub fn audit(state_dir: &Path, cmd: &AuditCommand) -> Result<ExitCode> {
 }
 
 pub fn compliance(config: Config, state_dir: &Path, cmd: &ComplianceCommand) -> Result<ExitCode> {
-    let ComplianceCommand::Report { framework, format, output } = cmd;
+    let ComplianceCommand::Report {
+        framework,
+        format,
+        output,
+    } = cmd;
     let framework: Framework = framework.parse().map_err(|e| anyhow::anyhow!("{e}"))?;
     let reach = Reachability::from_config(&config);
     let (mut engine, _) = Engine::open(config.clone(), state_dir)?;
@@ -333,7 +368,11 @@ pub fn compliance(config: Config, state_dir: &Path, cmd: &ComplianceCommand) -> 
         "compliance.report",
         "compliance report".into(),
         None,
-        if report.overall == Status::Fail { Outcome::Failure } else { Outcome::Success },
+        if report.overall == Status::Fail {
+            Outcome::Failure
+        } else {
+            Outcome::Success
+        },
         serde_json::json!({ "framework": framework.to_string(), "failed": report.summary.fail }),
     )?;
     let text = match format.as_str() {
@@ -342,7 +381,11 @@ pub fn compliance(config: Config, state_dir: &Path, cmd: &ComplianceCommand) -> 
         _ => render_markdown(&report),
     };
     write_out(output.as_ref(), text.as_bytes())?;
-    Ok(if report.overall == Status::Fail { ExitCode::FAILURE } else { ExitCode::SUCCESS })
+    Ok(if report.overall == Status::Fail {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
 }
 
 pub fn serve(config: Config, state_dir: &Path) -> Result<ExitCode> {

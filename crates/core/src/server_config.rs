@@ -125,7 +125,12 @@ impl SecurityPolicy {
         check("refresh_token_hours", self.refresh_token_hours, 1, 24 * 90)?;
         check("lockout_threshold", self.lockout_threshold, 1, 100)?;
         check("lockout_minutes", self.lockout_minutes, 1, 24 * 60)?;
-        check("rate_limit_per_minute", self.rate_limit_per_minute, 1, 1_000_000)?;
+        check(
+            "rate_limit_per_minute",
+            self.rate_limit_per_minute,
+            1,
+            1_000_000,
+        )?;
         Ok(())
     }
 
@@ -302,14 +307,18 @@ pub(crate) fn validate(
     };
     let d = SecurityPolicy::default();
     let security = SecurityPolicy {
-        password_min_length: security.password_min_length.unwrap_or(d.password_min_length),
+        password_min_length: security
+            .password_min_length
+            .unwrap_or(d.password_min_length),
         password_min_classes: security
             .password_min_classes
             .unwrap_or(d.password_min_classes),
         access_token_minutes: security
             .access_token_minutes
             .unwrap_or(d.access_token_minutes),
-        refresh_token_hours: security.refresh_token_hours.unwrap_or(d.refresh_token_hours),
+        refresh_token_hours: security
+            .refresh_token_hours
+            .unwrap_or(d.refresh_token_hours),
         lockout_threshold: security.lockout_threshold.unwrap_or(d.lockout_threshold),
         lockout_minutes: security.lockout_minutes.unwrap_or(d.lockout_minutes),
         rate_limit_per_minute: security
@@ -376,7 +385,8 @@ mod tests {
         assert!(e.2.contains("loopback"), "{e:?}");
         let c = parse("[server]\nlisten = \"[::1]:8080\"\nallow_plain_tcp = true").unwrap();
         assert_eq!(c.listen.unwrap().port(), 8080);
-        let c = parse("[server]\nlisten = \"0.0.0.0:8443\"\ntls_cert = \"c\"\ntls_key = \"k\"").unwrap();
+        let c = parse("[server]\nlisten = \"0.0.0.0:8443\"\ntls_cert = \"c\"\ntls_key = \"k\"")
+            .unwrap();
         assert!(c.tls.is_some());
         assert!(parse("[server]\ntls_cert = \"c\"\ntls_key = \"k\"").is_err());
         assert!(parse("[server]\nlisten = \"0.0.0.0:1\"\ntls_cert = \"c\"").is_err());
@@ -385,7 +395,9 @@ mod tests {
     #[test]
     fn socket_mode_never_opens_to_others() {
         assert_eq!(
-            parse("[server]\nsocket_mode = \"0600\"").unwrap().socket_mode,
+            parse("[server]\nsocket_mode = \"0600\"")
+                .unwrap()
+                .socket_mode,
             0o600
         );
         assert!(parse("[server]\nsocket_mode = \"0666\"").is_err());

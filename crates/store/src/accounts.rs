@@ -96,6 +96,16 @@ fn user_row(r: &Row<'_>) -> rusqlite::Result<UserRecord> {
 }
 
 impl Accounts {
+    /// A write transaction that takes the database's write lock at BEGIN
+    /// (waiting up to the busy timeout). A deferred one that reads first
+    /// fails at once with SQLITE_BUSY when another connection (the audit
+    /// log, the accounts) committed in between.
+    fn write_transaction(&mut self) -> Result<rusqlite::Transaction<'_>, StoreError> {
+        self.conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+            .map_err(q("begin"))
+    }
+
     /// Opens the accounts in the state database of `dir`.
     pub fn open(dir: &Path) -> Result<Accounts, StoreError> {
         let (conn, path) = open_connection(dir)?;
@@ -217,7 +227,7 @@ impl Accounts {
 
     /// Deletes a user and its refresh tokens; false when there was none.
     pub fn delete_user(&mut self, name: &str) -> Result<bool, StoreError> {
-        let tx = self.conn.transaction().map_err(q("begin"))?;
+        let tx = self.write_transaction()?;
         tx.execute(
             "DELETE FROM refresh_tokens WHERE user_id = (SELECT id FROM users WHERE name = ?1)",
             [name],
@@ -465,7 +475,11 @@ mod tests {
         a.set_password("alice", "h3").unwrap();
         let u = a.user("alice").unwrap().unwrap();
         assert_eq!((u.password_hash.as_str(), u.token_epoch), ("h3", 1));
-        assert_eq!(a.take_refresh("r1", 0).unwrap(), None, "refresh token survived");
+        assert_eq!(
+            a.take_refresh("r1", 0).unwrap(),
+            None,
+            "refresh token survived"
+        );
         assert!(matches!(
             a.set_password("bob", "x"),
             Err(StoreError::UserMissing(_))

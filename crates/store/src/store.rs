@@ -270,6 +270,16 @@ pub struct Store {
 }
 
 impl Store {
+    /// A write transaction that takes the database's write lock at BEGIN
+    /// (waiting up to the busy timeout). A deferred one that reads first
+    /// fails at once with SQLITE_BUSY when another connection (the audit
+    /// log, the accounts) committed in between.
+    fn write_transaction(&mut self) -> Result<rusqlite::Transaction<'_>, StoreError> {
+        self.conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+            .map_err(q("begin"))
+    }
+
     /// Opens (creating if needed) the database in `dir`.
     pub fn open(dir: &Path) -> Result<Store, StoreError> {
         let (conn, path) = open_connection(dir)?;
@@ -286,7 +296,7 @@ impl Store {
         new: &NewSandbox,
         range: OffsetRange,
     ) -> Result<SandboxRecord, StoreError> {
-        let tx = self.conn.transaction().map_err(q("begin"))?;
+        let tx = self.write_transaction()?;
         let taken: bool = tx
             .query_row(
                 "SELECT EXISTS(SELECT 1 FROM sandboxes WHERE name = ?1)",
@@ -427,7 +437,7 @@ impl Store {
     /// sandbox may still be tracked, and must be forgotten before the
     /// address is handed out again ([`Store::is_released`]).
     pub fn delete_sandbox(&mut self, id: u64) -> Result<(), StoreError> {
-        let tx = self.conn.transaction().map_err(q("begin"))?;
+        let tx = self.write_transaction()?;
         tx.execute(
             "INSERT OR IGNORE INTO released(addr_offset)
              SELECT addr_offset FROM sandboxes WHERE id = ?1 AND addr_offset IS NOT NULL",
@@ -464,7 +474,7 @@ impl Store {
     /// Forgets the released mark of these offsets (their connections have
     /// been deleted).
     pub fn clear_released(&mut self, offsets: &[u32]) -> Result<(), StoreError> {
-        let tx = self.conn.transaction().map_err(q("begin"))?;
+        let tx = self.write_transaction()?;
         {
             let mut stmt = tx
                 .prepare_cached("DELETE FROM released WHERE addr_offset = ?1")
@@ -619,7 +629,7 @@ impl Store {
     /// checked and inserted in one transaction.
     pub fn add_exposure(&mut self, id: u64, exposure: &Exposure) -> Result<(), StoreError> {
         let (proto, host_ip, host_first, host_last, guest_first) = columns(exposure);
-        let tx = self.conn.transaction().map_err(q("begin"))?;
+        let tx = self.write_transaction()?;
         let holder = {
             let mut stmt = tx
                 .prepare_cached(
@@ -667,7 +677,7 @@ impl Store {
         previous: &PolicyColumns,
         next: &PolicyColumns,
     ) -> Result<(), StoreError> {
-        let tx = self.conn.transaction().map_err(q("begin"))?;
+        let tx = self.write_transaction()?;
         tx.execute(
             "UPDATE sandboxes SET internet = ?1, allow = ?2 WHERE id = ?3",
             params![next.internet, allow_text(&next.allow), id],
@@ -693,7 +703,7 @@ impl Store {
         &mut self,
         restore: Option<(u64, &PolicyColumns)>,
     ) -> Result<(), StoreError> {
-        let tx = self.conn.transaction().map_err(q("begin"))?;
+        let tx = self.write_transaction()?;
         if let Some((id, previous)) = restore {
             tx.execute(
                 "UPDATE sandboxes SET internet = ?1, allow = ?2 WHERE id = ?3",
@@ -753,7 +763,7 @@ impl Store {
         rule: &TenantRule,
         journal: bool,
     ) -> Result<TenantRuleRecord, StoreError> {
-        let tx = self.conn.transaction().map_err(q("begin"))?;
+        let tx = self.write_transaction()?;
         tx.execute(
             "INSERT OR IGNORE INTO tenants(name) VALUES (?1)",
             [tenant.as_str()],
@@ -837,7 +847,7 @@ impl Store {
     /// Deletes a tenant rule, and with it the journal entry of a change to
     /// it; false if there was no such rule.
     pub fn remove_tenant_rule(&mut self, id: u64) -> Result<bool, StoreError> {
-        let tx = self.conn.transaction().map_err(q("begin"))?;
+        let tx = self.write_transaction()?;
         let n = tx
             .execute("DELETE FROM tenant_rules WHERE id = ?1", [id])
             .map_err(q(format!("delete tenant rule {id}")))?;

@@ -67,7 +67,13 @@ impl ApiError {
 
 impl std::fmt::Display for ApiError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{} {}: {}", self.status.as_u16(), self.code, self.message)
+        write!(
+            f,
+            "{} {}: {}",
+            self.status.as_u16(),
+            self.code,
+            self.message
+        )
     }
 }
 
@@ -109,9 +115,9 @@ impl From<StoreError> for ApiError {
 impl From<EngineError> for ApiError {
     fn from(e: EngineError) -> ApiError {
         match e {
-            EngineError::Name(_) | EngineError::PortRule(_) | EngineError::InvalidRequest { .. } => {
-                ApiError::invalid(e.to_string())
-            }
+            EngineError::Name(_)
+            | EngineError::PortRule(_)
+            | EngineError::InvalidRequest { .. } => ApiError::invalid(e.to_string()),
             EngineError::NotFound(name) => ApiError::not_found(format_args!("sandbox {name}")),
             EngineError::Store(s) => s.into(),
             EngineError::RuleNotFound { .. } => {
@@ -121,7 +127,11 @@ impl From<EngineError> for ApiError {
             other => {
                 // Kernel failures: the request failed closed; say what failed.
                 tracing::error!(error = %other, "engine");
-                ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "apply_failed", other.to_string())
+                ApiError::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "apply_failed",
+                    other.to_string(),
+                )
             }
         }
     }

@@ -5,8 +5,8 @@
 
 use crate::engine::Engine;
 use palisade_compliance::{
-    AccessEvidence, AuditEvidence, Evidence, IsolationEvidence, TransportEvidence,
-    UserEvidence, VerifyEvidence,
+    AccessEvidence, AuditEvidence, Evidence, IsolationEvidence, TransportEvidence, UserEvidence,
+    VerifyEvidence,
 };
 use palisade_core::config::{is_blocked, Config, InterSandbox};
 use palisade_core::element::Family;
@@ -69,7 +69,11 @@ pub fn rfc3339(secs: u64) -> String {
 }
 
 /// The rules of `chain` in the compiled table of `family`.
-fn chain_rules(ruleset: &palisade_core::compile::Ruleset, family: Family, chain: &str) -> Vec<String> {
+fn chain_rules(
+    ruleset: &palisade_core::compile::Ruleset,
+    family: Family,
+    chain: &str,
+) -> Vec<String> {
     (0..)
         .map_while(|i| ruleset.rule(family, chain, i).map(str::to_string))
         .collect()
@@ -186,7 +190,9 @@ pub fn collect(
             rate_limit_per_minute: policy.rate_limit_per_minute,
             access_token_minutes: policy.access_token_minutes,
             argon2id: !users.is_empty()
-                && users.iter().all(|u| u.password_hash.starts_with("$argon2id$")),
+                && users
+                    .iter()
+                    .all(|u| u.password_hash.starts_with("$argon2id$")),
         },
         transport: TransportEvidence {
             unix_socket: reach.unix_socket,

@@ -137,7 +137,10 @@ pub async fn authenticate(
         .and_then(|v| v.strip_prefix("Bearer "))
         .map(str::trim)
         .ok_or_else(|| {
-            ApiError::unauthorized("missing_token", "an Authorization: Bearer token is required")
+            ApiError::unauthorized(
+                "missing_token",
+                "an Authorization: Bearer token is required",
+            )
         })?;
     let claims = state.keys.decode(token).map_err(|e| match e {
         TokenError::Expired => ApiError::unauthorized("token_expired", e.to_string()),
@@ -221,10 +224,7 @@ pub async fn audit(
         actor: note.actor.unwrap_or_else(|| "anonymous".into()),
         source: client,
         action,
-        target: note
-            .target
-            .or(route)
-            .unwrap_or_else(|| "unknown".into()),
+        target: note.target.or(route).unwrap_or_else(|| "unknown".into()),
         tenant: note.tenant.or(note.actor_tenant),
         outcome,
         details: serde_json::Value::Object(details),

@@ -100,10 +100,7 @@ fn router(state: Arc<AppState>, max_body: usize) -> Router {
         }
     }
     public
-        .merge(protected.route_layer(from_fn_with_state(
-            state.clone(),
-            middleware::authenticate,
-        )))
+        .merge(protected.route_layer(from_fn_with_state(state.clone(), middleware::authenticate)))
         .route_layer(from_fn_with_state(state.clone(), middleware::audit))
         .fallback(|| async { ApiError::not_found("such route") })
         .method_not_allowed_fallback(|| async {
@@ -138,13 +135,15 @@ fn spawn_retention(state: Arc<AppState>, days: u32) {
     tokio::spawn(async move {
         loop {
             let st = state.clone();
-            let cutoff = evidence::rfc3339(
-                (state::now() - i64::from(days) * 86_400).max(0) as u64,
-            );
-            let done = tokio::task::spawn_blocking(move || st.audit_log().prune_before(&cutoff)).await;
+            let cutoff = evidence::rfc3339((state::now() - i64::from(days) * 86_400).max(0) as u64);
+            let done =
+                tokio::task::spawn_blocking(move || st.audit_log().prune_before(&cutoff)).await;
             match done {
                 Ok(Ok(r)) if r.pruned > 0 => {
-                    tracing::info!(pruned = r.pruned, "audit records past retention pruned behind a signed checkpoint")
+                    tracing::info!(
+                        pruned = r.pruned,
+                        "audit records past retention pruned behind a signed checkpoint"
+                    )
                 }
                 Ok(Ok(_)) => {}
                 Ok(Err(e)) => tracing::error!(error = %e, "audit retention"),
@@ -186,7 +185,8 @@ async fn serve_async(config: Config, state_dir: PathBuf) -> Result<(), DaemonErr
         tls: server.tls.is_some(),
     };
     let state = Arc::new(
-        AppState::new(config, state_dir.clone(), keys, accounts, audit, transport).map_err(start)?,
+        AppState::new(config, state_dir.clone(), keys, accounts, audit, transport)
+            .map_err(start)?,
     );
     if state.accounts().users().map_err(start)?.is_empty() {
         tracing::warn!(

@@ -40,8 +40,13 @@ fn schemas() -> Value {
     );
     let policy = obj(
         &[
-            "password_min_length", "password_min_classes", "access_token_minutes",
-            "refresh_token_hours", "lockout_threshold", "lockout_minutes", "rate_limit_per_minute",
+            "password_min_length",
+            "password_min_classes",
+            "access_token_minutes",
+            "refresh_token_hours",
+            "lockout_threshold",
+            "lockout_minutes",
+            "rate_limit_per_minute",
         ],
         json!({
             "password_min_length": int(), "password_min_classes": int(),
@@ -58,7 +63,18 @@ fn schemas() -> Value {
         }),
     );
     let audit_record = obj(
-        &["seq", "time", "actor", "source", "action", "target", "outcome", "details", "prev_hash", "hash"],
+        &[
+            "seq",
+            "time",
+            "actor",
+            "source",
+            "action",
+            "target",
+            "outcome",
+            "details",
+            "prev_hash",
+            "hash",
+        ],
         json!({
             "seq": int(), "time": s(), "actor": s(), "source": s(), "action": s(), "target": s(),
             "tenant": s(), "outcome": { "enum": ["success", "failure", "denied"] },
@@ -173,7 +189,12 @@ pub fn document() -> Value {
         op.insert("summary".into(), route.summary.into());
         op.insert(
             "tags".into(),
-            json!([route.path.trim_start_matches('/').split('/').next().unwrap_or("")]),
+            json!([route
+                .path
+                .trim_start_matches('/')
+                .split('/')
+                .next()
+                .unwrap_or("")]),
         );
         let mut params: Vec<Value> = route
             .path
@@ -211,7 +232,10 @@ pub fn document() -> Value {
             },
         );
         answers.insert("422".into(), error_answer("Invalid input."));
-        answers.insert("429".into(), error_answer("Rate limited or account locked (Retry-After)."));
+        answers.insert(
+            "429".into(),
+            error_answer("Rate limited or account locked (Retry-After)."),
+        );
         if route.body.is_some() {
             answers.insert("400".into(), error_answer("Malformed JSON."));
             answers.insert("413".into(), error_answer("Body over the size limit."));
@@ -222,10 +246,19 @@ pub fn document() -> Value {
                 answers.insert("401".into(), error_answer("Wrong credentials or token."));
             }
         } else {
-            answers.insert("401".into(), error_answer("Missing, invalid, expired or revoked token."));
+            answers.insert(
+                "401".into(),
+                error_answer("Missing, invalid, expired or revoked token."),
+            );
             answers.insert("403".into(), error_answer("The role does not allow it."));
-            answers.insert("404".into(), error_answer("No such object (or another tenant's)."));
-            answers.insert("409".into(), error_answer("Conflict with the current state."));
+            answers.insert(
+                "404".into(),
+                error_answer("No such object (or another tenant's)."),
+            );
+            answers.insert(
+                "409".into(),
+                error_answer("Conflict with the current state."),
+            );
         }
         op.insert("responses".into(), Value::Object(answers));
         let entry = paths

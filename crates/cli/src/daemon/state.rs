@@ -94,7 +94,10 @@ impl AppState {
     }
 
     pub fn policy(&self) -> SecurityPolicy {
-        self.policy.read().unwrap_or_else(|p| p.into_inner()).clone()
+        self.policy
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     pub fn limiter(&self) -> Arc<Limiter> {
@@ -134,8 +137,8 @@ impl AppState {
         let state = self.clone();
         tokio::task::spawn_blocking(move || {
             let _turn = lock(&state.engine_turn);
-            let (mut engine, repair) = Engine::open(state.config.clone(), &state.state_dir)
-                .map_err(ApiError::from)?;
+            let (mut engine, repair) =
+                Engine::open(state.config.clone(), &state.state_dir).map_err(ApiError::from)?;
             for line in repair.lines() {
                 tracing::warn!(repair = %line, "repaired an interrupted operation");
             }

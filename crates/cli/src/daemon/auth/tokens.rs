@@ -154,7 +154,10 @@ mod tests {
         let payload = good.split('.').nth(1).unwrap();
         let header = base64::engine::general_purpose::URL_SAFE_NO_PAD
             .encode(br#"{"alg":"none","typ":"JWT"}"#);
-        for forged in [format!("{header}.{payload}."), format!("{header}.{payload}")] {
+        for forged in [
+            format!("{header}.{payload}."),
+            format!("{header}.{payload}"),
+        ] {
             assert!(
                 matches!(keys().decode(&forged), Err(TokenError::Invalid(_))),
                 "{forged} accepted"

@@ -103,7 +103,10 @@ pub async fn verify(
         .await?;
     audit.detail("intact", report.intact);
     audit.detail("records_checked", report.records_checked);
-    audit.detail("problems", report.problems.len() as u64 + report.problems_omitted);
+    audit.detail(
+        "problems",
+        report.problems.len() as u64 + report.problems_omitted,
+    );
     if !report.intact {
         audit.outcome(Outcome::Failure);
     }

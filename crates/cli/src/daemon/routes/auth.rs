@@ -51,7 +51,11 @@ fn issue(state: &AppState, user: &UserRecord) -> Result<TokenPair, ApiError> {
     let refresh_token =
         tokens::random_token(32).map_err(|e| ApiError::internal("making a refresh token", e))?;
     let mut accounts = state.accounts();
-    accounts.insert_refresh(&tokens::refresh_hash(&refresh_token), user.id, t + refresh_ttl)?;
+    accounts.insert_refresh(
+        &tokens::refresh_hash(&refresh_token),
+        user.id,
+        t + refresh_ttl,
+    )?;
     accounts.prune_expired(t)?;
     Ok(TokenPair {
         access_token,
@@ -126,6 +130,9 @@ pub async fn login(
                     if f.locked_until > 0 {
                         audit_inner.detail("locked_until", f.locked_until);
                     }
+                    // A wrong guess is a failed login; a refusal while
+                    // locked (429) is a denial.
+                    audit_inner.outcome(palisade_store::Outcome::Failure);
                     Err(wrong_credentials())
                 }
             }
@@ -205,9 +212,13 @@ pub async fn change_password(
     state
         .blocking(move |s| {
             confirm_password(s, &me, &req.current_password)?;
-            s.policy()
-                .check_password(&req.new_password)
-                .map_err(|e| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "weak_password", e.to_string()))?;
+            s.policy().check_password(&req.new_password).map_err(|e| {
+                ApiError::new(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "weak_password",
+                    e.to_string(),
+                )
+            })?;
             let hash = password::hash(&req.new_password)
                 .map_err(|e| ApiError::internal("hashing the password", e))?;
             s.accounts().set_password(&me.name, &hash)?;

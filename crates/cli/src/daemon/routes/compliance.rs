@@ -35,7 +35,11 @@ pub async fn report(
     let framework: Framework = q
         .framework
         .as_deref()
-        .ok_or_else(|| ApiError::invalid("framework is required (soc2, pci-dss-4.0, nist-800-53, iso27001-2022)"))?
+        .ok_or_else(|| {
+            ApiError::invalid(
+                "framework is required (soc2, pci-dss-4.0, nist-800-53, iso27001-2022)",
+            )
+        })?
         .parse()
         .map_err(|e: palisade_compliance::UnknownFramework| ApiError::invalid(e.to_string()))?;
     let format = q.format.unwrap_or_else(|| "json".into());

@@ -59,8 +59,12 @@ where
             .headers()
             .get(axum::http::header::CONTENT_LENGTH)
             .is_some_and(|v| v.as_bytes() == b"0")
-            || (!req.headers().contains_key(axum::http::header::CONTENT_LENGTH)
-                && !req.headers().contains_key(axum::http::header::TRANSFER_ENCODING));
+            || (!req
+                .headers()
+                .contains_key(axum::http::header::CONTENT_LENGTH)
+                && !req
+                    .headers()
+                    .contains_key(axum::http::header::TRANSFER_ENCODING));
         if empty {
             return Ok(OptionalJson(T::default()));
         }

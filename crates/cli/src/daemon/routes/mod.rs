@@ -151,7 +151,8 @@ pub fn require(p: &Principal, perm: Permission) -> Result<(), ApiError> {
 
 /// `principal.require_global(p)` as an API answer.
 pub fn require_global(p: &Principal, perm: Permission) -> Result<(), ApiError> {
-    p.require_global(perm).map_err(|r| refused(r, "such object"))
+    p.require_global(perm)
+        .map_err(|r| refused(r, "such object"))
 }
 
 /// Page size: default 100, at most 1000.

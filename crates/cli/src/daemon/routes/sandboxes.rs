@@ -279,7 +279,10 @@ pub async fn expose(
             Ok(e.expose(&request)?)
         })
         .await?;
-    Ok((StatusCode::CREATED, Json(ExposureAdded { sandbox, exposure })))
+    Ok((
+        StatusCode::CREATED,
+        Json(ExposureAdded { sandbox, exposure }),
+    ))
 }
 
 #[derive(Debug, Default, serde::Deserialize)]

@@ -86,9 +86,13 @@ pub fn add_user(
     if let Some(t) = tenant {
         check_tenant(t)?;
     }
-    policy
-        .check_password(new_password)
-        .map_err(|e| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "weak_password", e.to_string()))?;
+    policy.check_password(new_password).map_err(|e| {
+        ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "weak_password",
+            e.to_string(),
+        )
+    })?;
     let hash =
         password::hash(new_password).map_err(|e| ApiError::internal("hashing the password", e))?;
     Ok(accounts.add_user(name, &hash, role.as_str(), tenant)?)
@@ -261,9 +265,13 @@ pub async fn update(
                 accounts.set_role(&name, &new_role, new_tenant.as_deref())?;
             }
             if let Some(p) = &req.password {
-                s.policy()
-                    .check_password(p)
-                    .map_err(|e| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "weak_password", e.to_string()))?;
+                s.policy().check_password(p).map_err(|e| {
+                    ApiError::new(
+                        StatusCode::UNPROCESSABLE_ENTITY,
+                        "weak_password",
+                        e.to_string(),
+                    )
+                })?;
                 let hash =
                     password::hash(p).map_err(|e| ApiError::internal("hashing the password", e))?;
                 accounts.set_password(&name, &hash)?;
