@@ -360,7 +360,8 @@ pub fn compliance(config: Config, state_dir: &Path, cmd: &ComplianceCommand) -> 
     let (mut engine, _) = Engine::open(config.clone(), state_dir)?;
     let (accounts, log) = open_records(state_dir)?;
     let policy = policy(&accounts, &config)?;
-    let evidence = collect(&mut engine, &accounts, &log, &policy, &reach);
+    let users = accounts.users()?;
+    let evidence = collect(&mut engine, &users, &log, &policy, &reach);
     drop((engine, log));
     let report = evaluate(framework, &evidence);
     record(

@@ -293,34 +293,72 @@ impl Accounts {
         Ok(until.filter(|&u| u > now))
     }
 
-    /// Counts a failed login of `name` (a user or not: the answer must not
-    /// tell which); at `threshold` failures in a row the name is locked for
+    /// Starts a login attempt for `name` (a user or not: the answer must
+    /// not tell which). The attempt counts as a failure until
+    /// [`Accounts::clear_login_failures`] says otherwise, so parallel
+    /// guesses cannot all slip in before the first is counted. Returns the
+    /// time the name is locked until when it is locked (now or by this
+    /// attempt, when more than `threshold` are under way).
+    pub fn begin_login_attempt(
+        &mut self,
+        name: &str,
+        now: i64,
+        threshold: u32,
+        lock_seconds: i64,
+    ) -> Result<Option<i64>, StoreError> {
+        let tx = self.write_transaction()?;
+        let (failures, locked_until): (u32, i64) = tx
+            .query_row(
+                "SELECT failures, locked_until FROM login_failures WHERE name = ?1",
+                [name],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()
+            .map_err(q("read login failures"))?
+            .unwrap_or((0, 0));
+        if locked_until > now {
+            return Ok(Some(locked_until));
+        }
+        let failures = failures + 1;
+        let (failures, locked_until) = if failures > threshold {
+            (0, now + lock_seconds)
+        } else {
+            (failures, 0)
+        };
+        tx.execute(
+            "INSERT INTO login_failures(name, failures, locked_until) VALUES (?1, ?2, ?3)
+             ON CONFLICT(name) DO UPDATE SET failures = excluded.failures, locked_until = excluded.locked_until",
+            params![name, failures, locked_until],
+        )
+        .map_err(q("write login failures"))?;
+        tx.commit().map_err(q("commit"))?;
+        Ok((locked_until > 0).then_some(locked_until))
+    }
+
+    /// Ends a failed attempt begun with [`Accounts::begin_login_attempt`]:
+    /// at `threshold` failures in a row the name is locked for
     /// `lock_seconds` and the count starts again.
-    pub fn record_login_failure(
+    pub fn fail_login_attempt(
         &mut self,
         name: &str,
         now: i64,
         threshold: u32,
         lock_seconds: i64,
     ) -> Result<LoginFailures, StoreError> {
-        let tx = self
-            .conn
-            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
-            .map_err(q("begin"))?;
-        let failures: u32 = tx
+        let tx = self.write_transaction()?;
+        let (failures, locked_until): (u32, i64) = tx
             .query_row(
-                "SELECT failures FROM login_failures WHERE name = ?1",
+                "SELECT failures, locked_until FROM login_failures WHERE name = ?1",
                 [name],
-                |r| r.get(0),
+                |r| Ok((r.get(0)?, r.get(1)?)),
             )
             .optional()
             .map_err(q("read login failures"))?
-            .unwrap_or(0)
-            + 1;
+            .unwrap_or((1, 0));
         let (failures, locked_until) = if failures >= threshold {
             (0, now + lock_seconds)
         } else {
-            (failures, 0)
+            (failures, locked_until)
         };
         tx.execute(
             "INSERT INTO login_failures(name, failures, locked_until) VALUES (?1, ?2, ?3)
@@ -340,6 +378,20 @@ impl Accounts {
         self.conn
             .execute("DELETE FROM login_failures WHERE name = ?1", [name])
             .map_err(q("clear login failures"))?;
+        Ok(())
+    }
+
+    /// Takes back one attempt counted by
+    /// [`Accounts::begin_login_attempt`] that turned out not to be a guess
+    /// (a right password still missing its second factor), leaving earlier
+    /// failures counted.
+    pub fn uncount_login_attempt(&mut self, name: &str) -> Result<(), StoreError> {
+        self.conn
+            .execute(
+                "UPDATE login_failures SET failures = MAX(failures - 1, 0) WHERE name = ?1",
+                [name],
+            )
+            .map_err(q("write login failures"))?;
         Ok(())
     }
 
@@ -500,17 +552,37 @@ mod tests {
     #[test]
     fn failures_lock_after_the_threshold() {
         let (_d, mut a) = accounts();
+        let fail = |a: &mut Accounts| {
+            assert_eq!(a.begin_login_attempt("nobody", 1000, 3, 60).unwrap(), None);
+            a.fail_login_attempt("nobody", 1000, 3, 60).unwrap()
+        };
         for i in 1..3 {
-            let f = a.record_login_failure("nobody", 1000, 3, 60).unwrap();
-            assert_eq!(f.failures, i);
+            assert_eq!(fail(&mut a).failures, i);
             assert_eq!(a.locked_until("nobody", 1000).unwrap(), None);
         }
-        let f = a.record_login_failure("nobody", 1000, 3, 60).unwrap();
-        assert_eq!(f.locked_until, 1060);
+        assert_eq!(fail(&mut a).locked_until, 1060);
         assert_eq!(a.locked_until("nobody", 1059).unwrap(), Some(1060));
+        assert_eq!(
+            a.begin_login_attempt("nobody", 1059, 3, 60).unwrap(),
+            Some(1060)
+        );
         assert_eq!(a.locked_until("nobody", 1060).unwrap(), None);
         a.clear_login_failures("nobody").unwrap();
         assert_eq!(a.locked_until("nobody", 1000).unwrap(), None);
+    }
+
+    #[test]
+    fn parallel_attempts_count_before_they_finish() {
+        let (_d, mut a) = accounts();
+        // Three attempts under way at once, none finished: the fourth is
+        // already refused.
+        for _ in 0..3 {
+            assert_eq!(a.begin_login_attempt("admin", 0, 3, 60).unwrap(), None);
+        }
+        assert_eq!(a.begin_login_attempt("admin", 0, 3, 60).unwrap(), Some(60));
+        // A success forgets the count.
+        a.clear_login_failures("nobody-else").unwrap();
+        assert_eq!(a.locked_until("admin", 1).unwrap(), Some(60));
     }
 
     #[test]

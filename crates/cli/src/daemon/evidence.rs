@@ -11,7 +11,7 @@ use palisade_compliance::{
 use palisade_core::config::{is_blocked, Config, InterSandbox};
 use palisade_core::element::Family;
 use palisade_core::server_config::SecurityPolicy;
-use palisade_store::{Accounts, AuditFilter, AuditLog, AUDIT_KEY_FILE};
+use palisade_store::{AuditFilter, AuditLog, UserRecord, AUDIT_KEY_FILE};
 use std::os::unix::fs::PermissionsExt;
 
 /// How the API is reachable.
@@ -87,7 +87,7 @@ fn ends_in_drop(rules: &[String]) -> bool {
 /// evidence (and so failed controls), never a missing report.
 pub fn collect(
     engine: &mut Engine,
-    accounts: &Accounts,
+    users: &[UserRecord],
     audit: &AuditLog,
     policy: &SecurityPolicy,
     reach: &Reachability,
@@ -132,7 +132,6 @@ pub fn collect(
             ..AuditFilter::default()
         })
         .is_ok_and(|p| !p.records.is_empty());
-    let users = accounts.users().unwrap_or_default();
     Evidence {
         collected_at,
         verify,

@@ -92,18 +92,22 @@ pub async fn rate_limit(State(state): State<Arc<AppState>>, req: Request, next: 
         Ok(()) => next.run(req).await,
         Err(not_until) => {
             let wait = not_until.wait_time_from(DefaultClock::default().now());
-            static LAST: Mutex<Option<(String, i64)>> = Mutex::new(None);
+            static LAST: Mutex<Option<std::collections::HashMap<String, i64>>> = Mutex::new(None);
             let first = {
-                let mut last = LAST.lock().unwrap_or_else(|p| p.into_inner());
+                let mut guard = LAST.lock().unwrap_or_else(|p| p.into_inner());
+                let last = guard.get_or_insert_with(Default::default);
                 let t = now();
-                let repeat = matches!(&*last, Some((c, at)) if *c == client && t - at < 60);
+                // Forget clients quiet for a minute, so the map stays small.
+                last.retain(|_, at| t - *at < 60);
+                let repeat = last.contains_key(&client);
                 if !repeat {
-                    *last = Some((client.clone(), t));
+                    last.insert(client.clone(), t);
                 }
                 !repeat
             };
             if first {
-                state.record(NewAuditRecord {
+                let st = state.clone();
+                let record = NewAuditRecord {
                     actor: "anonymous".into(),
                     source: client,
                     action: "rate_limit".into(),
@@ -111,7 +115,8 @@ pub async fn rate_limit(State(state): State<Arc<AppState>>, req: Request, next: 
                     tenant: None,
                     outcome: Outcome::Denied,
                     details: serde_json::json!({"status": 429}),
-                });
+                };
+                let _ = tokio::task::spawn_blocking(move || st.record(record)).await;
             }
             ApiError::too_many(
                 "rate_limited",
@@ -147,33 +152,35 @@ pub async fn authenticate(
         TokenError::Invalid(_) => ApiError::unauthorized("invalid_token", e.to_string()),
     })?;
     audit.actor(&claims.sub, None);
-    let principal = {
-        let accounts = state.accounts();
-        let user = accounts
-            .user_by_id(claims.uid)?
-            .filter(|u| u.name == claims.sub)
-            .ok_or_else(|| {
-                ApiError::unauthorized("invalid_token", "the token's user no longer exists")
-            })?;
-        if user.token_epoch != claims.ep || accounts.access_revoked(&claims.jti)? {
-            return Err(ApiError::unauthorized(
-                "token_revoked",
-                "the token was revoked (logout or password change); log in again",
-            ));
-        }
-        let role: Role = user
-            .role
-            .parse()
-            .map_err(|e: String| ApiError::internal("reading the user's role", e))?;
-        Principal {
-            user_id: user.id,
-            name: user.name,
-            role,
-            tenant: user.tenant,
-            token_id: claims.jti,
-            token_expires: claims.exp,
-        }
-    };
+    let principal = state
+        .blocking(move |state| {
+            let accounts = state.accounts();
+            let user = accounts
+                .user_by_id(claims.uid)?
+                .filter(|u| u.name == claims.sub)
+                .ok_or_else(|| {
+                    ApiError::unauthorized("invalid_token", "the token's user no longer exists")
+                })?;
+            if user.token_epoch != claims.ep || accounts.access_revoked(&claims.jti)? {
+                return Err(ApiError::unauthorized(
+                    "token_revoked",
+                    "the token was revoked (logout or password change); log in again",
+                ));
+            }
+            let role: Role = user
+                .role
+                .parse()
+                .map_err(|e: String| ApiError::internal("reading the user's role", e))?;
+            Ok(Principal {
+                user_id: user.id,
+                name: user.name,
+                role,
+                tenant: user.tenant,
+                token_id: claims.jti,
+                token_expires: claims.exp,
+            })
+        })
+        .await?;
     audit.actor(&principal.name, principal.tenant.as_deref());
     req.extensions_mut().insert(principal);
     Ok(next.run(req).await)
@@ -181,6 +188,10 @@ pub async fn authenticate(
 
 /// Writes one audit record for every request that changes something, is
 /// refused, or verifies something; reads that succeed are not recorded.
+///
+/// The handler and the record run in a task of their own: a client that
+/// hangs up does not cancel them, so a change it asked for is still
+/// recorded.
 pub async fn audit(
     State(state): State<Arc<AppState>>,
     path: Option<MatchedPath>,
@@ -192,15 +203,41 @@ pub async fn audit(
     let client = client_of(&req);
     let slot = Audit::default();
     req.extensions_mut().insert(slot.clone());
-    let response = next.run(req).await;
+    let task = tokio::spawn(async move {
+        let response = next.run(req).await;
+        let record = record_for(&method, route, client, &slot, &response);
+        if let Some(record) = record {
+            let st = state.clone();
+            let _ = tokio::task::spawn_blocking(move || st.record(record)).await;
+        }
+        response
+    });
+    match task.await {
+        Ok(response) => response,
+        Err(e) => ApiError::internal("the request task", e).into_response(),
+    }
+}
+
+/// The record of one request, if it is one to record.
+fn record_for(
+    method: &Method,
+    route: Option<String>,
+    client: String,
+    slot: &Audit,
+    response: &Response,
+) -> Option<NewAuditRecord> {
     let status = response.status();
     let note = slot.take();
     let denied = matches!(
         status,
         StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN | StatusCode::TOO_MANY_REQUESTS
     );
-    if method == Method::GET && !denied && !note.always && note.outcome.is_none() {
-        return response;
+    // Successful reads are not recorded; failed ones are, so a refused look
+    // at another tenant's object (404) is on record exactly like a look at
+    // one that does not exist.
+    let read = *method == Method::GET || *method == Method::HEAD;
+    if read && !status.is_client_error() && !note.always && note.outcome.is_none() {
+        return None;
     }
     let outcome = note.outcome.unwrap_or(if status.is_success() {
         Outcome::Success
@@ -209,18 +246,22 @@ pub async fn audit(
     } else {
         Outcome::Failure
     });
+    let action = route
+        .as_deref()
+        .and_then(|r| action_of(method, r))
+        .unwrap_or("unknown")
+        .to_string();
     let mut details = note.details;
     details.insert("status".into(), status.as_u16().into());
     if let Some(e) = response.extensions().get::<ApiError>() {
         details.insert("error".into(), e.code.into());
-        details.insert("message".into(), e.message.clone().into());
+        // Messages about credentials may echo what was typed; keep only
+        // the code for those.
+        if !action.starts_with("auth.") && !action.starts_with("user.") {
+            details.insert("message".into(), e.message.clone().into());
+        }
     }
-    let action = route
-        .as_deref()
-        .and_then(|r| action_of(&method, r))
-        .unwrap_or("unknown")
-        .to_string();
-    state.record(NewAuditRecord {
+    Some(NewAuditRecord {
         actor: note.actor.unwrap_or_else(|| "anonymous".into()),
         source: client,
         action,
@@ -228,6 +269,5 @@ pub async fn audit(
         tenant: note.tenant.or(note.actor_tenant),
         outcome,
         details: serde_json::Value::Object(details),
-    });
-    response
+    })
 }

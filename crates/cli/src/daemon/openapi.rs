@@ -35,8 +35,12 @@ fn page(item: &str) -> Value {
 
 fn schemas() -> Value {
     let exposure = obj(
-        &["proto", "host_first", "host_last", "guest_first"],
-        json!({ "proto": s(), "host_ip": s(), "host_first": int(), "host_last": int(), "guest_first": int() }),
+        &["proto", "host_ip", "host_ports", "guest_ports"],
+        json!({
+            "proto": { "enum": ["tcp", "udp"] }, "host_ip": { "type": ["string", "null"] },
+            "host_ports": { "type": "string", "description": "PORT or FIRST-LAST" },
+            "guest_ports": { "type": "string", "description": "PORT or FIRST-LAST" }
+        }),
     );
     let policy = obj(
         &[
@@ -128,7 +132,7 @@ fn schemas() -> Value {
             "port": s(), "host_port": s(), "proto": { "enum": ["tcp", "udp"], "default": "tcp" }, "host_ip": s()
         })),
         "ExposureAdded": obj(&["sandbox", "exposure"], json!({ "sandbox": r("Sandbox"), "exposure": r("Exposure") })),
-        "VerifyRequest": obj(&[], json!({ "sandbox": s(), "probe": b(), "timeout_ms": int() })),
+        "VerifyRequest": obj(&[], json!({ "sandbox": s(), "probe": b(), "timeout_ms": { "type": "integer", "minimum": 50, "maximum": 10000, "default": 500 } })),
         "VerifyResult": obj(&["ok"], json!({ "ok": b(), "differences": arr(json!({ "type": "object" })), "rules": { "type": "object" } })),
         "Status": { "type": "object" },
         "Tenant": obj(&["name", "sandboxes", "rules", "configured"], json!({ "name": s(), "sandboxes": int(), "rules": int(), "configured": b() })),
@@ -136,7 +140,7 @@ fn schemas() -> Value {
         "TenantRuleCreate": rule_in,
         "TenantRule": obj(&["id", "tenant", "action", "proto", "ports", "cidr", "created_at"], json!({
             "id": int(), "tenant": s(), "action": { "enum": ["allow", "deny"] }, "proto": { "enum": ["tcp", "udp"] },
-            "ports": { "type": ["object", "null"] }, "cidr": s(), "created_at": s()
+            "ports": { "type": ["string", "null"], "description": "PORT or FIRST-LAST; null for all ports" }, "cidr": s(), "created_at": s()
         })),
         "TenantRules": arr(r("TenantRule")),
         "SecurityPolicy": policy,
@@ -202,19 +206,32 @@ pub fn document() -> Value {
             .filter_map(|seg| seg.strip_prefix('{').and_then(|p| p.strip_suffix('}')))
             .map(|p| json!({ "name": p, "in": "path", "required": true, "schema": if p == "id" { int() } else { s() } }))
             .collect();
-        params.extend(
-            route
-                .query
-                .iter()
-                .map(|q| json!({ "name": q, "in": "query", "required": false, "schema": s() })),
-        );
+        params.extend(route.query.iter().map(|q| {
+            let schema = match *q {
+                "limit" => {
+                    json!({ "type": "integer", "minimum": 1, "maximum": 1000, "default": 100 })
+                }
+                "after" if route.path == "/audit" => int(),
+                "outcome" => json!({ "enum": ["success", "failure", "denied"] }),
+                "format" => json!({ "enum": ["json", "markdown", "html"], "default": "json" }),
+                "framework" => {
+                    json!({ "enum": ["soc2", "pci-dss-4.0", "nist-800-53", "iso27001-2022"] })
+                }
+                "proto" => json!({ "enum": ["tcp", "udp"], "default": "tcp" }),
+                "kind" => json!({ "enum": ["netns", "tap", "none", "cni"] }),
+                _ => s(),
+            };
+            json!({ "name": q, "in": "query", "required": false, "schema": schema })
+        }));
         if !params.is_empty() {
             op.insert("parameters".into(), Value::Array(params));
         }
         if let Some(body) = route.body {
+            // Logout and verify take an empty body too.
+            let required = !matches!(route.path, "/auth/logout" | "/verify");
             op.insert(
                 "requestBody".into(),
-                json!({ "required": true, "content": { "application/json": { "schema": r(body) } } }),
+                json!({ "required": required, "content": { "application/json": { "schema": r(body) } } }),
             );
         }
         let content_type = match route.answer {
@@ -239,7 +256,16 @@ pub fn document() -> Value {
         if route.body.is_some() {
             answers.insert("400".into(), error_answer("Malformed JSON."));
             answers.insert("413".into(), error_answer("Body over the size limit."));
+            answers.insert(
+                "415".into(),
+                error_answer("The body is not sent as application/json."),
+            );
         }
+        answers.insert(
+            "405".into(),
+            error_answer("The path does not take this method."),
+        );
+        answers.insert("500".into(), error_answer("apply_failed: the kernel refused the change and nothing was applied; internal: see the daemon's log."));
         if route.public {
             op.insert("security".into(), json!([]));
             if route.action.starts_with("auth.") {

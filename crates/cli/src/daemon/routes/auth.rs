@@ -38,6 +38,70 @@ fn wrong_credentials() -> ApiError {
     ApiError::unauthorized("invalid_credentials", "wrong user name, password or code")
 }
 
+/// One password verification at a time per core: each takes about 19 MiB
+/// and a core's worth of time, and nobody should be able to queue
+/// hundreds.
+pub async fn argon2_turn() -> tokio::sync::SemaphorePermit<'static> {
+    static TURNS: std::sync::OnceLock<tokio::sync::Semaphore> = std::sync::OnceLock::new();
+    let permits = std::thread::available_parallelism().map_or(2, |n| n.get());
+    TURNS
+        .get_or_init(|| tokio::sync::Semaphore::new(permits))
+        .acquire()
+        .await
+        .expect("the semaphore is never closed")
+}
+
+/// Runs a credential check for the account name `name` under the lockout:
+/// refused while locked; counted before it runs (so parallel guesses
+/// count); forgotten on success; locks at the threshold on failure.
+pub fn attempt(
+    s: &AppState,
+    name: &str,
+    audit: &Audit,
+    check: impl FnOnce() -> Result<bool, ApiError>,
+) -> Result<(), ApiError> {
+    let policy = s.policy();
+    let lock = i64::from(policy.lockout_minutes) * 60;
+    let t = now();
+    let locked = s
+        .accounts()
+        .begin_login_attempt(name, t, policy.lockout_threshold, lock)?;
+    if let Some(until) = locked {
+        return Err(ApiError::too_many(
+            "account_locked",
+            format!(
+                "too many failed logins for {name}; locked for {} more seconds",
+                until - t
+            ),
+            (until - t) as u64,
+        ));
+    }
+    match check() {
+        Ok(true) => {
+            s.accounts().clear_login_failures(name)?;
+            Ok(())
+        }
+        Ok(false) => {
+            let f = s
+                .accounts()
+                .fail_login_attempt(name, t, policy.lockout_threshold, lock)?;
+            if f.locked_until > t {
+                audit.detail("locked_until", f.locked_until);
+            }
+            // A wrong guess is a failed login; a refusal while locked (429)
+            // is a denial.
+            audit.outcome(palisade_store::Outcome::Failure);
+            Err(wrong_credentials())
+        }
+        Err(e) => {
+            // Not a wrong guess (a second factor is needed): uncount this
+            // attempt only, so asking without a code never resets the count.
+            s.accounts().uncount_login_attempt(name)?;
+            Err(e)
+        }
+    }
+}
+
 /// Issues an access and a refresh token for `user`.
 fn issue(state: &AppState, user: &UserRecord) -> Result<TokenPair, ApiError> {
     let policy = state.policy();
@@ -77,65 +141,34 @@ pub async fn login(
     audit.target(format!("user {name}"), None);
     check_user_name(&req.username)?;
     let audit_inner = audit.clone();
+    let _turn = argon2_turn().await;
     state
         .blocking(move |s| {
-            let policy = s.policy();
             let t = now();
-            if let Some(until) = s.accounts().locked_until(&name, t)? {
-                return Err(ApiError::too_many(
-                    "account_locked",
-                    format!(
-                        "too many failed logins for {name}; locked for {} more seconds",
-                        until - t
-                    ),
-                    (until - t) as u64,
-                ));
-            }
             let user = s.accounts().user(&name)?;
-            let password_ok = match &user {
-                Some(u) => password::verify(&u.password_hash, &req.password),
+            let password_ok = |given: &str| match &user {
+                Some(u) => password::verify(&u.password_hash, given),
                 None => {
-                    password::verify_dummy(&req.password);
+                    password::verify_dummy(given);
                     false
                 }
             };
-            let mut second_factor_ok = true;
-            if let (true, Some(u)) = (password_ok, &user) {
-                if let Some(secret) = &u.totp_secret {
-                    match &req.totp {
-                        // Not a failure: the password was right, a code is
-                        // simply needed.
-                        None => {
-                            return Err(ApiError::unauthorized(
-                                "totp_required",
-                                "this user has a second factor: send the current code as totp",
-                            ))
-                        }
-                        Some(code) => second_factor_ok = totp::check(secret, code, t as u64),
-                    }
-                }
-            }
-            match user {
-                Some(u) if password_ok && second_factor_ok => {
-                    s.accounts().clear_login_failures(&name)?;
-                    issue(s, &u)
-                }
-                _ => {
-                    let f = s.accounts().record_login_failure(
-                        &name,
-                        t,
-                        policy.lockout_threshold,
-                        i64::from(policy.lockout_minutes) * 60,
-                    )?;
-                    if f.locked_until > 0 {
-                        audit_inner.detail("locked_until", f.locked_until);
-                    }
-                    // A wrong guess is a failed login; a refusal while
-                    // locked (429) is a denial.
-                    audit_inner.outcome(palisade_store::Outcome::Failure);
-                    Err(wrong_credentials())
-                }
-            }
+            let totp_ok =
+                |code: Option<&String>| match user.as_ref().and_then(|u| u.totp_secret.as_ref()) {
+                    None => Ok(true),
+                    // Not a failure: the password was right, a code is simply
+                    // needed.
+                    Some(_) if code.is_none() => Err(ApiError::unauthorized(
+                        "totp_required",
+                        "this user has a second factor: send the current code as totp",
+                    )),
+                    Some(secret) => Ok(code.is_some_and(|c| totp::check(secret, c, t as u64))),
+                };
+            attempt(s, &name, &audit_inner, || {
+                Ok(password_ok(&req.password) && totp_ok(req.totp.as_ref())?)
+            })?;
+            let user = user.ok_or_else(wrong_credentials)?;
+            issue(s, &user)
         })
         .await
         .map(Json)
@@ -209,6 +242,7 @@ pub async fn change_password(
     ApiJson(req): ApiJson<PasswordChange>,
 ) -> Result<StatusCode, ApiError> {
     audit.target(format!("user {}", me.name), me.tenant.as_deref());
+    let _turn = argon2_turn().await;
     state
         .blocking(move |s| {
             confirm_password(s, &me, &req.current_password)?;
@@ -234,9 +268,15 @@ fn confirm_password(s: &AppState, me: &Principal, given: &str) -> Result<UserRec
         .accounts()
         .user_by_id(me.user_id)?
         .ok_or_else(|| ApiError::unauthorized("invalid_token", "the user no longer exists"))?;
-    if !password::verify(&user.password_hash, given) {
-        return Err(ApiError::forbidden("the current password is wrong"));
-    }
+    // Under the same lockout as logins: a stolen token is no way to guess
+    // the password.
+    attempt(s, &me.name, &Audit::default(), || {
+        Ok(password::verify(&user.password_hash, given))
+    })
+    .map_err(|e| match e.code {
+        "invalid_credentials" => ApiError::forbidden("the current password is wrong"),
+        _ => e,
+    })?;
     Ok(user)
 }
 
@@ -262,14 +302,26 @@ pub async fn totp_enroll(
     State(state): State<Arc<AppState>>,
     Extension(me): Extension<Principal>,
     Extension(audit): Extension<Audit>,
+    ApiJson(req): ApiJson<PasswordConfirm>,
 ) -> Result<(StatusCode, Json<TotpEnrolment>), ApiError> {
     audit.target(format!("user {}", me.name), me.tenant.as_deref());
-    let secret = totp::new_secret().map_err(|e| ApiError::internal("making a TOTP secret", e))?;
-    state.accounts().set_totp_pending(&me.name, &secret)?;
+    let _turn = argon2_turn().await;
+    let name = me.name.clone();
+    let secret = state
+        .blocking(move |s| {
+            // A stolen token alone must not replace the second factor.
+            confirm_password(s, &me, &req.password)?;
+            let secret =
+                totp::new_secret().map_err(|e| ApiError::internal("making a TOTP secret", e))?;
+            s.accounts().set_totp_pending(&me.name, &secret)?;
+            Ok(secret)
+        })
+        .await?;
+    let me_name = name;
     Ok((
         StatusCode::CREATED,
         Json(TotpEnrolment {
-            otpauth_uri: totp::otpauth_uri(&me.name, &secret),
+            otpauth_uri: totp::otpauth_uri(&me_name, &secret),
             secret,
         }),
     ))

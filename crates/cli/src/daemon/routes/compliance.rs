@@ -58,9 +58,11 @@ pub async fn report(
     let st = state.clone();
     let evidence = state
         .engine(move |e| {
-            let accounts = st.accounts();
+            // A snapshot: the accounts are not held while rules and the
+            // chain are checked.
+            let users = st.accounts().users()?;
             let log = st.audit_log();
-            Ok(collect(e, &accounts, &log, &st.policy(), &reach))
+            Ok(collect(e, &users, &log, &st.policy(), &reach))
         })
         .await?;
     let report = evaluate(framework, &evidence);

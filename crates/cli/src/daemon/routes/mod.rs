@@ -87,7 +87,7 @@ pub fn table() -> Vec<(Route, Handler)> {
         r(M::POST, "/auth/logout", "auth.logout", "Revoke the access token used and, if given, a refresh token.", TOKEN, Some("LogoutRequest"), "Empty", NONE, post(auth::logout)),
         r(M::POST, "/auth/password", "auth.password", "Change one's own password; revokes every token of the user.", TOKEN, Some("PasswordChange"), "Empty", NONE, post(auth::change_password)),
         r(M::GET, "/auth/me", "auth.me", "The authenticated user.", TOKEN, None, "User", NONE, get(auth::me)),
-        r(M::POST, "/auth/totp", "auth.totp.enroll", "Start TOTP enrolment: returns a new secret, in force once confirmed.", TOKEN, None, "TotpEnrolment", NONE, post(auth::totp_enroll)),
+        r(M::POST, "/auth/totp", "auth.totp.enroll", "Start TOTP enrolment (needs the password): returns a new secret, in force once confirmed.", TOKEN, Some("PasswordConfirm"), "TotpEnrolment", NONE, post(auth::totp_enroll)),
         r(M::POST, "/auth/totp/confirm", "auth.totp.confirm", "Confirm TOTP enrolment with a current code.", TOKEN, Some("TotpCode"), "Empty", NONE, post(auth::totp_confirm)),
         r(M::DELETE, "/auth/totp", "auth.totp.disable", "Turn one's own second factor off (needs the password).", TOKEN, Some("PasswordConfirm"), "Empty", NONE, delete(auth::totp_disable)),
         r(M::GET, "/sandboxes", "sandbox.list", "List sandboxes, filtered by tenant, kind and state, by pages (cursor: the last name seen).", TOKEN, None, "SandboxPage", &["tenant", "kind", "state", "limit", "after"], get(sandboxes::list)),

@@ -15,7 +15,6 @@ use axum::http::StatusCode;
 use axum::{Extension, Json};
 use palisade_core::exposure::Exposure;
 use palisade_core::model::SandboxKind;
-use palisade_store::Outcome;
 use std::sync::Arc;
 
 /// The sandbox `name` if `me` may act on it with `perm`; another tenant's
@@ -27,15 +26,14 @@ fn sandbox_for(
     name: &str,
     audit: &Audit,
 ) -> Result<SandboxView, ApiError> {
+    // A scoped user must not tell a missing sandbox from another tenant's,
+    // not even from its own audit records: both are recorded alike, under
+    // the user's tenant, until the check has passed.
+    audit.target(format!("sandbox {name}"), None);
     let view = engine.sandbox_view(name)?;
+    me.require_on(perm, &view.tenant)
+        .map_err(|r| refused(r, format_args!("sandbox {name}")))?;
     audit.target(format!("sandbox {name}"), Some(&view.tenant));
-    me.require_on(perm, &view.tenant).map_err(|r| {
-        if r == super::super::auth::roles::Refusal::Hidden {
-            audit.outcome(Outcome::Denied);
-            audit.target(format!("sandbox {name}"), None);
-        }
-        refused(r, format_args!("sandbox {name}"))
-    })?;
     Ok(view)
 }
 

@@ -66,11 +66,11 @@ pub async fn verify(
         .engine(move |e| {
             if let Some(name) = &req.sandbox {
                 let view = e.sandbox_view(name)?;
-                audit_in.target(format!("sandbox {name}"), Some(&view.tenant));
                 if !me.sees(&view.tenant) {
-                    audit_in.outcome(Outcome::Denied);
+                    // Recorded exactly as a sandbox that does not exist.
                     return Err(ApiError::not_found(format_args!("sandbox {name}")));
                 }
+                audit_in.target(format!("sandbox {name}"), Some(&view.tenant));
             }
             if req.probe {
                 let opts = ProbeOptions {

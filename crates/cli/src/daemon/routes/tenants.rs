@@ -11,7 +11,6 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::{Extension, Json};
 use palisade_core::tenant_rule::TenantRule;
-use palisade_store::Outcome;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
@@ -89,13 +88,9 @@ pub async fn rules(
     Ok(Json(rules))
 }
 
-fn guard(me: &Principal, audit: &Audit, tenant: &str) -> Result<(), ApiError> {
-    me.require_on(Permission::Operate, tenant).map_err(|r| {
-        if r == super::super::auth::roles::Refusal::Hidden {
-            audit.outcome(Outcome::Denied);
-        }
-        refused(r, format_args!("tenant {tenant}"))
-    })
+fn guard(me: &Principal, tenant: &str) -> Result<(), ApiError> {
+    me.require_on(Permission::Operate, tenant)
+        .map_err(|r| refused(r, format_args!("tenant {tenant}")))
 }
 
 pub async fn add_rule(
@@ -107,7 +102,7 @@ pub async fn add_rule(
 ) -> Result<(StatusCode, Json<TenantRuleView>), ApiError> {
     audit.target(format!("tenant {tenant} rules"), Some(&tenant));
     audit.detail("rule", rule);
-    guard(&me, &audit, &tenant)?;
+    guard(&me, &tenant)?;
     let view = state
         .engine(move |e| Ok(e.add_tenant_rule(&tenant, rule)?))
         .await?;
@@ -119,10 +114,13 @@ pub async fn remove_rule(
     State(state): State<Arc<AppState>>,
     Extension(me): Extension<Principal>,
     Extension(audit): Extension<Audit>,
-    Path((tenant, id)): Path<(String, u64)>,
+    Path((tenant, id)): Path<(String, String)>,
 ) -> Result<Json<TenantRuleView>, ApiError> {
+    let id: u64 = id
+        .parse()
+        .map_err(|_| ApiError::not_found(format_args!("rule {id} of tenant {tenant}")))?;
     audit.target(format!("tenant {tenant} rule {id}"), Some(&tenant));
-    guard(&me, &audit, &tenant)?;
+    guard(&me, &tenant)?;
     let view = state
         .engine(move |e| Ok(e.remove_tenant_rule(&tenant, id)?))
         .await?;

@@ -254,6 +254,24 @@ pub async fn update(
                 .role
                 .map(|r| r.as_str().to_string())
                 .unwrap_or_else(|| user.role.clone());
+            // Everything is checked (and the password hashed) before the
+            // first write, so a refused request changes nothing.
+            let new_hash = match &req.password {
+                Some(p) => {
+                    s.policy().check_password(p).map_err(|e| {
+                        ApiError::new(
+                            StatusCode::UNPROCESSABLE_ENTITY,
+                            "weak_password",
+                            e.to_string(),
+                        )
+                    })?;
+                    Some(
+                        password::hash(p)
+                            .map_err(|e| ApiError::internal("hashing the password", e))?,
+                    )
+                }
+                None => None,
+            };
             let mut accounts = s.accounts();
             if (new_role != user.role || new_tenant != user.tenant)
                 && user.role == "admin"
@@ -264,17 +282,8 @@ pub async fn update(
             if new_role != user.role || new_tenant != user.tenant {
                 accounts.set_role(&name, &new_role, new_tenant.as_deref())?;
             }
-            if let Some(p) = &req.password {
-                s.policy().check_password(p).map_err(|e| {
-                    ApiError::new(
-                        StatusCode::UNPROCESSABLE_ENTITY,
-                        "weak_password",
-                        e.to_string(),
-                    )
-                })?;
-                let hash =
-                    password::hash(p).map_err(|e| ApiError::internal("hashing the password", e))?;
-                accounts.set_password(&name, &hash)?;
+            if let Some(hash) = &new_hash {
+                accounts.set_password(&name, hash)?;
             }
             if req.reset_totp {
                 accounts.clear_totp(&name)?;
