@@ -53,6 +53,11 @@ enum Command {
     /// and reserved ranges, isolation.blocked, the sandbox pools).
     #[command(subcommand)]
     Rule(RuleCommand),
+    /// Delete the interfaces of destroyed sandboxes now. A destroy sets a
+    /// sandbox's veth down and retires it (it passes nothing); retired
+    /// interfaces are deleted 64 at a time, by init, by the daemon within a
+    /// second, or by this command.
+    Reap,
     /// Print the compiled ruleset as nft text: exactly what is applied.
     Ruleset,
     /// Tables, rule and element counts, sandboxes per tenant, drift, kernel
@@ -642,8 +647,18 @@ fn run(cli: Cli) -> Result<ExitCode> {
             }
         }
         Command::Ruleset => {
-            let engine = open(&cli)?;
-            print!("{}", engine.ruleset()?.replace_script());
+            let config = load_config(cli.config.as_ref())?;
+            let ruleset = palisade::engine::stored_ruleset(&config, &cli.state_dir)?;
+            print!("{}", ruleset.replace_script());
+        }
+        Command::Reap => {
+            let mut engine = open(&cli)?;
+            let waiting = engine.retired_links_waiting()?;
+            if engine.reap_retired_links()? {
+                println!("deleted the retired interfaces of {waiting} destroyed sandbox(es)");
+            } else {
+                println!("no retired interfaces: nothing to do");
+            }
         }
         Command::Status { json } => {
             let mut engine = open(&cli)?;

@@ -92,14 +92,76 @@ fn adopted_namespace_survives_destroy() {
     };
     let name = env.name("adopt");
     palisade_link::create_named_netns(&name).unwrap();
-    let v = env.json(&["sandbox", "create", &name, "--tenant", "t", "--json"]);
-    assert_eq!(v["netns"]["created"], false);
-    env.ok(&["sandbox", "destroy", &name]);
-    assert!(
-        palisade_link::named_netns_exists(&name),
-        "an adopted namespace is not palisade's to delete"
-    );
+    let inside = |name: &str| {
+        palisade_link::Rtnl::open_in(&palisade_link::netns_path(name))
+            .and_then(|mut r| r.list_links())
+            .unwrap()
+            .into_iter()
+            .filter(|l| l.name != "lo")
+            .collect::<Vec<_>>()
+    };
+    // Twice into the same namespace: the first destroy must leave eth0's
+    // name free at once, though its veth waits to be reaped.
+    for round in 0..2 {
+        let v = env.json(&["sandbox", "create", &name, "--tenant", "t", "--json"]);
+        assert_eq!(v["netns"]["created"], false);
+        env.ok(&["sandbox", "destroy", &name]);
+        assert!(
+            palisade_link::named_netns_exists(&name),
+            "an adopted namespace is not palisade's to delete"
+        );
+        let left = inside(&name);
+        assert_eq!(left.len(), round + 1, "{left:?}");
+        for l in &left {
+            assert!(l.name.starts_with("gone-"), "{left:?}");
+            assert!(!l.up, "a retired interface must be down: {left:?}");
+        }
+    }
     env.assert_empty();
+    assert_eq!(inside(&name), Vec::new(), "reaped with their host ends");
+}
+
+#[test]
+fn retired_interfaces_are_reaped_in_batches() {
+    let Some(env) = Env::new("retired_interfaces_are_reaped_in_batches", ROUTED) else {
+        return;
+    };
+    env.ok(&["init"]);
+    let batch = palisade::engine::RETIRED_LINKS_BATCH as usize;
+    // Adopted namespaces: they outlive the destroy, so their veths can only
+    // go by being reaped (a namespace palisade made may take its veth with
+    // it when the kernel frees it).
+    let names: Vec<String> = (0..batch).map(|i| env.name(&format!("b{i}"))).collect();
+    for n in &names {
+        palisade_link::create_named_netns(n).unwrap();
+        env.ok(&["sandbox", "create", n, "--tenant", "t"]);
+    }
+    for (i, n) in names.iter().enumerate() {
+        env.ok(&["sandbox", "destroy", n]);
+        let waiting = env.retired_links().len();
+        if i + 1 < batch {
+            assert_eq!(
+                waiting,
+                i + 1,
+                "retired, not deleted, before the batch is full"
+            );
+        } else {
+            assert_eq!(waiting, 0, "the destroy that fills the batch deletes it");
+        }
+    }
+    env.assert_empty();
+    for n in &names {
+        palisade_link::delete_named_netns(n).unwrap();
+    }
+    // init reaps too.
+    let n = env.name("last");
+    palisade_link::create_named_netns(&n).unwrap();
+    env.ok(&["sandbox", "create", &n, "--tenant", "t"]);
+    env.ok(&["sandbox", "destroy", &n]);
+    assert_eq!(env.retired_links().len(), 1);
+    env.ok(&["init"]);
+    assert_eq!(env.pal_links(), Vec::<String>::new());
+    palisade_link::delete_named_netns(&n).unwrap();
 }
 
 #[test]

@@ -168,6 +168,17 @@ fn allow_text(allow: &[PortRule]) -> String {
         .join(",")
 }
 
+fn read_retired_links(conn: &rusqlite::Connection) -> Result<u64, StoreError> {
+    conn.query_row(
+        "SELECT CAST(value AS INTEGER) FROM meta WHERE key = 'retired_links'",
+        [],
+        |r| r.get::<_, i64>(0),
+    )
+    .optional()
+    .map(|n| n.unwrap_or(0).max(0) as u64)
+    .map_err(q("count the retired interfaces"))
+}
+
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS meta (
     key TEXT PRIMARY KEY,
@@ -436,7 +447,7 @@ impl Store {
     /// marked released in the same transaction: connections of the old
     /// sandbox may still be tracked, and must be forgotten before the
     /// address is handed out again ([`Store::is_released`]).
-    pub fn delete_sandbox(&mut self, id: u64) -> Result<(), StoreError> {
+    pub fn delete_sandbox(&mut self, id: u64, retired_link: bool) -> Result<u64, StoreError> {
         let tx = self.write_transaction()?;
         tx.execute(
             "INSERT OR IGNORE INTO released(addr_offset)
@@ -446,7 +457,31 @@ impl Store {
         .map_err(q(format!("mark the address of sandbox {id} released")))?;
         tx.execute("DELETE FROM sandboxes WHERE id = ?1", [id])
             .map_err(q(format!("delete sandbox {id}")))?;
-        tx.commit().map_err(q("commit"))
+        if retired_link {
+            tx.execute(
+                "INSERT INTO meta(key, value) VALUES ('retired_links', '1')
+                 ON CONFLICT(key) DO UPDATE SET value = CAST(value AS INTEGER) + 1",
+                [],
+            )
+            .map_err(q("count a retired interface"))?;
+        }
+        let waiting = read_retired_links(&tx)?;
+        tx.commit().map_err(q("commit"))?;
+        Ok(waiting)
+    }
+
+    /// How many retired interfaces wait to be deleted (see
+    /// [`Store::delete_sandbox`]).
+    pub fn retired_links(&self) -> Result<u64, StoreError> {
+        read_retired_links(&self.conn)
+    }
+
+    /// The retired interfaces have been deleted.
+    pub fn reset_retired_links(&mut self) -> Result<(), StoreError> {
+        self.conn
+            .execute("DELETE FROM meta WHERE key = 'retired_links'", [])
+            .map_err(q("reset the count of retired interfaces"))
+            .map(drop)
     }
 
     /// True when `offset` belonged to a destroyed sandbox whose connections
@@ -1198,7 +1233,7 @@ mod tests {
             2
         );
         assert!(s.cni_sandboxes("net2").unwrap().is_empty());
-        s.delete_sandbox(b.id).unwrap();
+        s.delete_sandbox(b.id, false).unwrap();
         assert!(!s.bridge_in_use("br0", a.id).unwrap());
         assert!(s.cni_sandbox("bbb", "eth0").unwrap().is_none());
     }
@@ -1215,8 +1250,8 @@ mod tests {
             .unwrap();
         let o = a.offset.unwrap();
         assert!(!s.is_released(o).unwrap());
-        s.delete_sandbox(a.id).unwrap();
-        s.delete_sandbox(off.id).unwrap();
+        s.delete_sandbox(a.id, false).unwrap();
+        s.delete_sandbox(off.id, false).unwrap();
         assert!(s.is_released(o).unwrap());
         assert_eq!(s.released().unwrap(), vec![o]);
         s.clear_released(&[o]).unwrap();
@@ -1289,7 +1324,7 @@ mod tests {
             s.insert_sandbox(&new("a", "t1", SandboxKind::Netns), RANGE),
             Err(StoreError::NameTaken(_))
         ));
-        s.delete_sandbox(a.id).unwrap();
+        s.delete_sandbox(a.id, false).unwrap();
         assert!(s
             .sandbox(&SandboxName::new("a").unwrap())
             .unwrap()
@@ -1342,7 +1377,7 @@ mod tests {
         assert_eq!(s.sandboxes().unwrap()[1].exposures.len(), 2);
         assert!(s.remove_exposure(a.id, &wide).unwrap());
         assert!(!s.remove_exposure(a.id, &wide).unwrap());
-        s.delete_sandbox(b.id).unwrap();
+        s.delete_sandbox(b.id, false).unwrap();
         // The rows went with the sandbox: the port is free again.
         s.add_exposure(a.id, &exp(None, "8005-8010", "1-6"))
             .unwrap();
@@ -1466,7 +1501,7 @@ mod tests {
             .sandbox(&SandboxName::new("s0").unwrap())
             .unwrap()
             .unwrap();
-        s.delete_sandbox(first.id).unwrap();
+        s.delete_sandbox(first.id, false).unwrap();
         let again = s
             .insert_sandbox(&new("again", "t", SandboxKind::Netns), RANGE)
             .unwrap();

@@ -154,6 +154,27 @@ fn spawn_retention(state: Arc<AppState>, days: u32) {
     });
 }
 
+/// Deletes retired sandbox interfaces within a second of their destroy, so
+/// that destroys through the API never wait for a batch deletion.
+fn spawn_reaper(state: Arc<AppState>) {
+    tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+            let reaped = state
+                .engine(|engine| {
+                    if engine.retired_links_waiting()? == 0 {
+                        return Ok(false);
+                    }
+                    Ok(engine.reap_retired_links()?)
+                })
+                .await;
+            if let Err(e) = reaped {
+                tracing::error!(error = %e, "deleting retired sandbox interfaces");
+            }
+        }
+    });
+}
+
 /// Runs the daemon until SIGTERM or SIGINT.
 pub fn serve(config: Config, state_dir: &Path) -> Result<(), DaemonError> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -196,6 +217,7 @@ async fn serve_async(config: Config, state_dir: PathBuf) -> Result<(), DaemonErr
     if let Some(days) = server.audit.retention_days {
         spawn_retention(state.clone(), days);
     }
+    spawn_reaper(state.clone());
     let app = router(state.clone(), server.max_body_bytes);
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {

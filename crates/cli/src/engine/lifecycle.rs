@@ -200,7 +200,7 @@ impl Engine {
         sandbox: &Sandbox,
         with_elements: bool,
     ) -> Result<(), EngineError> {
-        self.detach(sandbox, record.netns_created)?;
+        let retired = self.detach(sandbox, record.netns_created)?;
         faults::point("destroy-after-link")?;
         let mut elements = sandbox_elements(&self.config, sandbox);
         elements.extend(self.last_on_bridge(sandbox)?);
@@ -216,7 +216,10 @@ impl Engine {
         // connections are forgotten before it is handed out again (in
         // `build`, or all at once by `init`), not here, where it would cost
         // a walk of the whole conntrack table on every destroy.
-        self.store.delete_sandbox(record.id)?;
+        let waiting = self.store.delete_sandbox(record.id, retired)?;
+        if waiting >= super::plumbing::RETIRED_LINKS_BATCH {
+            self.reap_retired_links()?;
+        }
         Ok(())
     }
 

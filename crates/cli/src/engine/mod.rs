@@ -21,6 +21,7 @@ pub use cni::{CniAttachRequest, CniGcReport};
 pub use error::EngineError;
 pub use exposure::ExposeRequest;
 pub use lifecycle::{CreateRequest, DestroyOutcome};
+pub use plumbing::{RETIRED_LINKS_BATCH, RETIRED_LINK_GROUP};
 pub use probe::{
     Expect, ProbeOptions, ProbeReport, ProbeResult, SandboxProbes, DEFAULT_INTERNET_TARGETS,
 };
@@ -39,6 +40,54 @@ use std::path::{Path, PathBuf};
 
 /// Default state directory.
 pub const DEFAULT_STATE_DIR: &str = "/var/lib/palisade";
+
+/// The model of a stored sandbox under this configuration.
+fn model_of(config: &Config, r: &SandboxRecord) -> Sandbox {
+    Sandbox {
+        id: r.id,
+        name: r.name.clone(),
+        tenant: r.tenant.clone(),
+        tenant_id: r.tenant_id,
+        kind: r.kind,
+        internet: r.internet,
+        allow: r.allow.clone(),
+        exposures: r.exposures.clone(),
+        attachment: r.offset.map(|o| Sandbox::attachment_for(config, r.id, o)),
+        cni: r.cni.clone(),
+    }
+}
+
+/// What the ready sandboxes and the tenant rules of `store` compile to.
+fn compile_store(
+    config: &Config,
+    store: &Store,
+) -> Result<palisade_core::compile::Ruleset, EngineError> {
+    let sandboxes: Vec<Sandbox> = store
+        .sandboxes()?
+        .iter()
+        .filter(|r| r.state == palisade_store::SandboxState::Ready)
+        .map(|r| model_of(config, r))
+        .collect();
+    let rules: Vec<_> = store
+        .tenant_rules(None)?
+        .into_iter()
+        .map(|r| (r.tenant_id, r.rule))
+        .collect();
+    Ok(palisade_core::compile::compile(config, &sandboxes, &rules))
+}
+
+/// The ruleset the store in `state_dir` compiles to, read without the state
+/// lock, the kernel sockets or any repair: printing it changes nothing on
+/// the host. No store yet means no sandboxes.
+pub fn stored_ruleset(
+    config: &Config,
+    state_dir: &Path,
+) -> Result<palisade_core::compile::Ruleset, EngineError> {
+    if !state_dir.join(palisade_store::DB_FILE).exists() {
+        return Ok(palisade_core::compile::compile(config, &[], &[]));
+    }
+    compile_store(config, &Store::open(state_dir)?)
+}
 
 /// An open engine: the state lock, the store and persistent kernel sockets.
 pub struct Engine {
@@ -107,20 +156,7 @@ impl Engine {
 
     /// The model of a stored sandbox.
     fn model(&self, r: &SandboxRecord) -> Sandbox {
-        Sandbox {
-            id: r.id,
-            name: r.name.clone(),
-            tenant: r.tenant.clone(),
-            tenant_id: r.tenant_id,
-            kind: r.kind,
-            internet: r.internet,
-            allow: r.allow.clone(),
-            exposures: r.exposures.clone(),
-            attachment: r
-                .offset
-                .map(|o| Sandbox::attachment_for(&self.config, r.id, o)),
-            cni: r.cni.clone(),
-        }
+        model_of(&self.config, r)
     }
 
     /// Every sandbox in state `ready`, as models.
@@ -139,17 +175,7 @@ impl Engine {
 
     /// The compiled ruleset for the current store.
     pub fn ruleset(&self) -> Result<palisade_core::compile::Ruleset, EngineError> {
-        let sandboxes: Vec<Sandbox> = self
-            .ready_sandboxes()?
-            .into_iter()
-            .map(|(_, m)| m)
-            .collect();
-        let rules = self.compiled_rules()?;
-        Ok(palisade_core::compile::compile(
-            &self.config,
-            &sandboxes,
-            &rules,
-        ))
+        compile_store(&self.config, &self.store)
     }
 
     /// True when every table palisade uses in this mode exists (one

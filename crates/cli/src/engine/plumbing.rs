@@ -186,8 +186,12 @@ impl Engine {
                 self.rtnl
                     .add_address(index, IpAddr::V4(gw4), 32)
                     .map_err(link_err(sb, "add the IPv4 gateway address"))?;
+                // fe80::1/128 without a prefix route: the kernel then adds
+                // one route for it (the local one) instead of three, and
+                // every IPv6 route in this namespace is walked each time a
+                // sandbox link comes up (see docs/benchmarks.md).
                 self.rtnl
-                    .add_address(index, IpAddr::V6(GATEWAY6), 64)
+                    .add_address_without_prefix_route(index, IpAddr::V6(GATEWAY6), 128)
                     .map_err(link_err(sb, "add the IPv6 gateway address"))?;
                 self.rtnl
                     .set_up(index)
@@ -215,28 +219,102 @@ impl Engine {
     /// Removes the sandbox's interface and, if palisade made it, its
     /// namespace. Idempotent: what is already gone is not an error.
     ///
-    /// The veth is deleted explicitly even when its namespace is about to
-    /// go: a process may still hold the namespace, and the interface must
-    /// not outlive the sandbox. This delete is most of destroy's cost (the
-    /// kernel waits for RCU while unregistering a device); see
-    /// docs/benchmarks.md.
-    pub(super) fn detach(&mut self, sb: &Sandbox, netns_created: bool) -> Result<(), EngineError> {
+    /// A veth is retired rather than deleted: set down (it passes nothing,
+    /// and its routes go) and moved into the graveyard group, which
+    /// [`Engine::reap_retired_links`] deletes in one request. Deleting a
+    /// device one by one makes the kernel wait for RCU each time, 20-40 ms
+    /// here; see docs/benchmarks.md. A retired host end keeps its `pal-`
+    /// name, so the table's guard still drops whatever reaches it, and the
+    /// name is never handed out again (ids are not reused). Inside an
+    /// adopted namespace the peer is set down and renamed, so that the
+    /// runtime can attach an `eth0` there again at once. Taps are deleted
+    /// at once: their VMM may still hold them open.
+    ///
+    /// Returns whether a veth was retired (and now waits to be reaped).
+    pub(super) fn detach(
+        &mut self,
+        sb: &Sandbox,
+        netns_created: bool,
+    ) -> Result<bool, EngineError> {
+        let mut retired = false;
         if let Some(att) = &sb.attachment {
-            self.rtnl
-                .delete_link(&att.host_iface)
-                .map_err(link_err(sb, format!("delete {}", att.host_iface)))?;
+            match sb.kind {
+                SandboxKind::Netns => {
+                    if !netns_created {
+                        retire_peer(sb, &att.host_iface)?;
+                    }
+                    retired = self
+                        .rtnl
+                        .retire_link(&att.host_iface, RETIRED_LINK_GROUP)
+                        .map_err(link_err(sb, format!("retire {}", att.host_iface)))?;
+                }
+                _ => {
+                    self.rtnl
+                        .delete_link(&att.host_iface)
+                        .map_err(link_err(sb, format!("delete {}", att.host_iface)))?;
+                }
+            }
         }
         if sb.kind == SandboxKind::Netns && netns_created {
             palisade_link::delete_named_netns(sb.name.as_str())
                 .map_err(link_err(sb, "delete network namespace"))?;
         }
-        Ok(())
+        Ok(retired)
+    }
+
+    /// How many retired interfaces wait to be reaped (as counted by
+    /// destroys since the last reap).
+    pub fn retired_links_waiting(&self) -> Result<u64, EngineError> {
+        Ok(self.store.retired_links()?)
+    }
+
+    /// Deletes every retired interface (and its peer) in one request.
+    /// Returns whether there were any.
+    pub fn reap_retired_links(&mut self) -> Result<bool, EngineError> {
+        let reaped = self
+            .rtnl
+            .delete_group(RETIRED_LINK_GROUP)
+            .map_err(host_err("delete the retired sandbox interfaces"))?;
+        self.store.reset_retired_links()?;
+        Ok(reaped)
     }
 
     /// Open rtnetlink handle, for reconcile.
     pub(super) fn rtnl(&mut self) -> &mut Rtnl {
         &mut self.rtnl
     }
+}
+
+/// Interface group of retired sandbox veths, deleted together by
+/// [`Engine::reap_retired_links`] ("pald" in ASCII: unlikely to be an
+/// operator's group).
+pub const RETIRED_LINK_GROUP: u32 = 0x7061_6c64;
+
+/// How many retired veths wait before a destroy deletes them all.
+pub const RETIRED_LINKS_BATCH: u64 = 64;
+
+/// In an adopted namespace, sets the sandbox's `eth0` down and renames it
+/// `gone-<host end>` until it is reaped. Nothing to do if the namespace or
+/// the interface is gone (the runtime deleted the namespace first).
+fn retire_peer(sb: &Sandbox, host_iface: &str) -> Result<(), EngineError> {
+    let path = palisade_link::netns_path(sb.name.as_str());
+    if !palisade_link::named_netns_exists(sb.name.as_str()) {
+        return Ok(());
+    }
+    let mut rtnl = Rtnl::open_in(&path).map_err(link_err(sb, "open rtnetlink in the namespace"))?;
+    let Some(eth) = rtnl
+        .link_index(SANDBOX_IFACE)
+        .map_err(link_err(sb, "look up eth0"))?
+    else {
+        return Ok(());
+    };
+    rtnl.set_down(eth).map_err(link_err(sb, "set eth0 down"))?;
+    let suffix = host_iface
+        .strip_prefix(palisade_core::names::IFACE_PREFIX)
+        .unwrap_or(host_iface);
+    let retired_name: String = format!("gone-{suffix}").chars().take(15).collect();
+    rtnl.rename_link(eth, &retired_name)
+        .map_err(link_err(sb, format!("rename eth0 to {retired_name}")))
 }
 
 /// Inside the sandbox's namespace: loopback up, its addresses (/32 and

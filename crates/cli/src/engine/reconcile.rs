@@ -152,6 +152,9 @@ impl Engine {
         report.table_rebuilt = true;
         self.forget_released()?;
 
+        // Retired interfaces go first, in one request, so that they are
+        // neither reported nor deleted one by one as orphans below.
+        self.reap_retired_links()?;
         let ready = self.ready_sandboxes()?;
         let wanted: BTreeSet<String> = ready
             .iter()

@@ -101,6 +101,20 @@ impl Env {
             .collect()
     }
 
+    /// Names of the retired sandbox interfaces (down, in the graveyard
+    /// group) waiting to be reaped.
+    #[allow(dead_code)]
+    pub fn retired_links(&self) -> Vec<String> {
+        self.lab
+            .run(|| palisade_link::Rtnl::open().and_then(|mut r| r.list_links()))
+            .unwrap()
+            .unwrap()
+            .into_iter()
+            .filter(|l| l.group == palisade::engine::RETIRED_LINK_GROUP)
+            .map(|l| l.name)
+            .collect()
+    }
+
     /// Every element in palisade's inet and arp tables, as nft prints them.
     pub fn table_text(&self) -> String {
         let out = self
@@ -125,7 +139,25 @@ impl Env {
     pub fn assert_empty(&self) {
         let list = self.json(&["sandbox", "list", "--json"]);
         assert_eq!(list.as_array().unwrap().len(), 0, "records remain: {list}");
-        assert_eq!(self.pal_links(), Vec::<String>::new(), "interfaces remain");
+        // Destroyed sandboxes' veths may wait retired (down, in the
+        // graveyard group, policy gone) for a batch deletion; nothing else.
+        let live: Vec<_> = self
+            .lab
+            .run(|| palisade_link::Rtnl::open().and_then(|mut r| r.list_links()))
+            .unwrap()
+            .unwrap()
+            .into_iter()
+            .filter(|l| l.name.starts_with("pal-"))
+            .filter(|l| l.up || l.group != palisade::engine::RETIRED_LINK_GROUP)
+            .map(|l| l.name)
+            .collect();
+        assert_eq!(live, Vec::<String>::new(), "interfaces remain, not retired");
+        self.ok(&["reap"]);
+        assert_eq!(
+            self.pal_links(),
+            Vec::<String>::new(),
+            "interfaces remain after reap"
+        );
         let text = self.table_text();
         for set in ["tenant4", "addrs4", "macs"] {
             let block = text

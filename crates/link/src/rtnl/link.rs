@@ -31,6 +31,10 @@ pub struct LinkSummary {
     pub master: Option<u32>,
     /// For a veth: the index of its peer, in the peer's namespace.
     pub peer_index: Option<u32>,
+    /// Interface group (`IFLA_GROUP`); 0 is the kernel's default group.
+    pub group: u32,
+    /// Administratively up (`IFF_UP`).
+    pub up: bool,
 }
 
 /// A veth pair to create with [`Rtnl::create_veth`].
@@ -273,6 +277,65 @@ impl Rtnl {
             .map(drop)
     }
 
+    /// Set the interface called `name` down and move it into interface
+    /// group `group`, in one request, so that [`Rtnl::delete_group`] can
+    /// later delete it together with others. Returns `Ok(false)` if it did
+    /// not exist.
+    ///
+    /// Deleting a device makes the kernel wait for RCU grace periods before
+    /// `RTM_DELLINK` returns; retiring is a plain attribute change, and one
+    /// group deletion shares those waits among all the devices in it.
+    pub fn retire_link(&mut self, name: &str, group: u32) -> Result<bool> {
+        validate_ifname("retire_link", name)?;
+        let mut msg = LinkMessage::default();
+        msg.header.change_mask = LinkFlags::Up;
+        msg.attributes.push(LinkAttribute::IfName(name.to_string()));
+        msg.attributes.push(LinkAttribute::Group(group));
+        let ctx = Ctx {
+            op: "retire link",
+            what: name,
+        };
+        match self.request(RouteNetlinkMessage::SetLink(msg), 0, &ctx) {
+            Ok(_) => Ok(true),
+            Err(e) if e.errno() == Some(libc::ENODEV) => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Rename link `index` to `new_name`. The link must be down.
+    pub fn rename_link(&mut self, index: u32, new_name: &str) -> Result<()> {
+        validate_ifname("rename_link", new_name)?;
+        let mut msg = LinkMessage::default();
+        msg.header.index = index;
+        msg.attributes
+            .push(LinkAttribute::IfName(new_name.to_string()));
+        let what = format!("link #{index} -> {new_name}");
+        let ctx = Ctx {
+            op: "rename link",
+            what: &what,
+        };
+        self.request(RouteNetlinkMessage::SetLink(msg), 0, &ctx)
+            .map(drop)
+    }
+
+    /// Delete every interface in group `group` (for veths, their peers in
+    /// other namespaces too) in one request. Returns `Ok(false)` if the
+    /// group was empty.
+    pub fn delete_group(&mut self, group: u32) -> Result<bool> {
+        let mut msg = LinkMessage::default();
+        msg.attributes.push(LinkAttribute::Group(group));
+        let what = format!("group {group}");
+        let ctx = Ctx {
+            op: "delete links of",
+            what: &what,
+        };
+        match self.request(RouteNetlinkMessage::DelLink(msg), 0, &ctx) {
+            Ok(_) => Ok(true),
+            Err(e) if e.errno() == Some(libc::ENODEV) => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
     /// Delete the interface called `name` (for a veth, both ends go).
     /// Returns `Ok(false)` if it did not exist.
     pub fn delete_link(&mut self, name: &str) -> Result<bool> {
@@ -308,6 +371,8 @@ fn summarize(l: LinkMessage) -> LinkSummary {
         mac: None,
         master: None,
         peer_index: None,
+        group: 0,
+        up: l.header.flags.contains(LinkFlags::Up),
     };
     for attr in l.attributes {
         match attr {
@@ -315,6 +380,7 @@ fn summarize(l: LinkMessage) -> LinkSummary {
             LinkAttribute::Address(a) => s.mac = a.try_into().ok(),
             LinkAttribute::Controller(m) => s.master = Some(m),
             LinkAttribute::Link(i) => s.peer_index = Some(i),
+            LinkAttribute::Group(g) => s.group = g,
             LinkAttribute::LinkInfo(infos) => {
                 for info in infos {
                     if let LinkInfo::Kind(k) = info {

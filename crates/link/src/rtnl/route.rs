@@ -39,6 +39,27 @@ impl Rtnl {
     /// (`IFA_F_NODAD`) so they are usable immediately rather than after ~1s
     /// of DAD, which would otherwise dominate sandbox start-up.
     pub fn add_address(&mut self, index: u32, addr: IpAddr, prefix_len: u8) -> Result<()> {
+        self.add_address_flagged(index, addr, prefix_len, false)
+    }
+
+    /// Like [`Rtnl::add_address`], but the kernel adds no route for the
+    /// address's prefix (`IFA_F_NOPREFIXROUTE`); only its local route.
+    pub fn add_address_without_prefix_route(
+        &mut self,
+        index: u32,
+        addr: IpAddr,
+        prefix_len: u8,
+    ) -> Result<()> {
+        self.add_address_flagged(index, addr, prefix_len, true)
+    }
+
+    fn add_address_flagged(
+        &mut self,
+        index: u32,
+        addr: IpAddr,
+        prefix_len: u8,
+        no_prefix_route: bool,
+    ) -> Result<()> {
         check_prefix("add_address", addr, prefix_len)?;
         let mut msg = AddressMessage::default();
         msg.header.family = family_of(addr);
@@ -47,10 +68,16 @@ impl Rtnl {
         msg.header.index = index;
         msg.attributes.push(AddressAttribute::Local(addr));
         msg.attributes.push(AddressAttribute::Address(addr));
+        let mut flags = AddressFlags::empty();
         if addr.is_ipv6() {
             msg.header.flags = AddressHeaderFlags::Nodad;
-            msg.attributes
-                .push(AddressAttribute::Flags(AddressFlags::Nodad));
+            flags |= AddressFlags::Nodad;
+        }
+        if no_prefix_route {
+            flags |= AddressFlags::Noprefixroute;
+        }
+        if !flags.is_empty() {
+            msg.attributes.push(AddressAttribute::Flags(flags));
         }
         let what = format!("{addr}/{prefix_len} on link #{index}");
         let ctx = Ctx {
