@@ -462,3 +462,100 @@ fn config_errors_are_reported_before_anything() {
         "nothing may be applied"
     );
 }
+
+#[test]
+fn verify_catches_tampering_with_rules_chains_and_sets() {
+    let Some(env) = Env::new("verify_catches_tampering", ROUTED) else {
+        return;
+    };
+    env.ok(&["init"]);
+    let a = env.name("a");
+    env.ok(&["sandbox", "create", &a, "--tenant", "t"]);
+    env.ok(&["verify"]);
+    let nft = |args: &[&str]| {
+        let out = env
+            .lab
+            .command(std::path::Path::new("nft"), args, &[])
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "nft {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    // Each tampering must be named by verify, and undone by init.
+    let cases: Vec<(Vec<&str>, &str)> = vec![
+        (
+            vec!["add", "rule", "inet", "palisade", "guard", "accept"],
+            "unexpected rule inet palisade guard #2",
+        ),
+        (
+            vec!["chain", "inet", "palisade", "guard", "{ policy drop; }"],
+            "differs chain inet palisade guard",
+        ),
+        (
+            vec![
+                "add",
+                "element",
+                "inet",
+                "palisade",
+                "addrs4",
+                "{ \"pal-ffff\" . 10.200.9.9 }",
+            ],
+            "unexpected element inet palisade addrs4",
+        ),
+        (
+            vec![
+                "delete",
+                "element",
+                "inet",
+                "palisade",
+                "blocked4",
+                "{ 169.254.0.0/16 }",
+            ],
+            "missing element inet palisade blocked4",
+        ),
+        (
+            vec!["flush", "chain", "inet", "palisade", "sandbox_source"],
+            "missing rule inet palisade sandbox_source #1",
+        ),
+        (
+            vec![
+                "add",
+                "set",
+                "inet",
+                "palisade",
+                "extra",
+                "{ type ipv4_addr; }",
+            ],
+            "unexpected set inet palisade extra",
+        ),
+    ];
+    for (args, expected) in cases {
+        nft(&args);
+        let out = env.palisade(&["verify"]);
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert_eq!(
+            out.status.code(),
+            Some(1),
+            "{args:?} went unnoticed: {stdout}"
+        );
+        assert!(
+            stdout.contains(expected),
+            "{args:?}: want {expected:?} in\n{stdout}"
+        );
+        env.ok(&["init"]);
+        env.ok(&["verify"]);
+    }
+    // verify of one sandbox ignores the others' elements but not the
+    // rules.
+    let b = env.name("b");
+    env.ok(&["sandbox", "create", &b, "--tenant", "u"]);
+    env.ok(&["verify", &a]);
+    nft(&["add", "rule", "inet", "palisade", "guard", "accept"]);
+    assert_eq!(env.palisade(&["verify", &a]).status.code(), Some(1));
+    env.ok(&["init"]);
+    env.ok(&["sandbox", "destroy", &a]);
+    env.ok(&["sandbox", "destroy", &b]);
+    env.assert_empty();
+}

@@ -178,17 +178,7 @@ pub fn families(config: &Config) -> Vec<Family> {
 /// with the mark of its tenant).
 pub fn compile(config: &Config, sandboxes: &[Sandbox], rules: &[(u32, TenantRule)]) -> Ruleset {
     let mut elements: BTreeMap<(Family, &'static str), Vec<String>> = BTreeMap::new();
-    let bridges: std::collections::BTreeSet<&str> = sandboxes
-        .iter()
-        .filter_map(|sb| sb.cni.as_ref().map(|c| c.bridge.as_str()))
-        .collect();
-    let shared = bridges.into_iter().flat_map(cni_bridge_elements);
-    for e in sandboxes
-        .iter()
-        .flat_map(|sb| sandbox_elements(config, sb))
-        .chain(shared)
-        .chain(rules.iter().map(|(tenant_id, r)| r.element(*tenant_id)))
-    {
+    for e in all_elements(config, sandboxes, rules) {
         elements
             .entry((e.family, e.set))
             .or_default()
@@ -207,6 +197,26 @@ pub fn compile(config: &Config, sandboxes: &[Sandbox], rules: &[(u32, TenantRule
         families: families(config),
         tables,
     }
+}
+
+/// Every element of these sandboxes and tenant rules: what the compiled
+/// tables hold in their sets beyond the static ones ([`compile`] with no
+/// sandboxes and no rules is the rest).
+pub fn all_elements(
+    config: &Config,
+    sandboxes: &[Sandbox],
+    rules: &[(u32, TenantRule)],
+) -> Vec<Element> {
+    let bridges: std::collections::BTreeSet<&str> = sandboxes
+        .iter()
+        .filter_map(|sb| sb.cni.as_ref().map(|c| c.bridge.as_str()))
+        .collect();
+    sandboxes
+        .iter()
+        .flat_map(|sb| sandbox_elements(config, sb))
+        .chain(bridges.into_iter().flat_map(cni_bridge_elements))
+        .chain(rules.iter().map(|(tenant_id, r)| r.element(*tenant_id)))
+        .collect()
 }
 
 /// Every element one sandbox contributes, across all families. A sandbox

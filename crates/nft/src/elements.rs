@@ -23,13 +23,43 @@ const PROBE_TABLE: &str = "palisade-destroy-probe";
 /// A listed element: raw key bytes and, for maps, raw data bytes.
 pub type ElementBytes = (Vec<u8>, Option<Vec<u8>>);
 
+/// A listed element in full, as comparable bytes: what `verify` compares.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct SetElement {
+    /// Key bytes (concatenations padded as in [`encode_key`]).
+    pub key: Vec<u8>,
+    /// Last key of a range in a set with concatenated intervals.
+    pub key_end: Option<Vec<u8>>,
+    /// Data bytes of a map element.
+    pub data: Option<Vec<u8>>,
+    /// The closing element of a range in an interval set without
+    /// concatenations, which the kernel keeps as two elements.
+    pub interval_end: bool,
+}
+
+impl SetElement {
+    /// What the kernel lists for an element palisade adds.
+    pub fn of(e: &Element) -> SetElement {
+        SetElement {
+            key: e.wire_key(),
+            key_end: (!e.key_end.is_empty()).then(|| e.wire_key_end()),
+            data: (!e.value.is_empty()).then(|| encode_key(&e.value)),
+            interval_end: false,
+        }
+    }
+}
+
+/// `NFTA_SET_ELEM_FLAGS` and its `NFT_SET_ELEM_INTERVAL_END` bit.
+const NFTA_SET_ELEM_FLAGS: u16 = 3;
+const NFT_SET_ELEM_INTERVAL_END: u32 = 1;
+
 /// How many dumps [`NftSocket::list_elements`] tries before giving up.
 const MAX_DUMP_ATTEMPTS: usize = 10;
 
 /// Result of one element dump.
 #[derive(Default)]
 struct Dump {
-    elems: Vec<ElementBytes>,
+    elems: Vec<SetElement>,
     /// Datagrams that carried elements.
     datagrams: usize,
     /// The kernel flagged a ruleset change during the dump.
@@ -233,7 +263,7 @@ impl Acks {
 }
 
 /// Decodes the elements of one `NFT_MSG_NEWSETELEM` dump message.
-fn parse_dump_message(payload: &[u8], out: &mut Vec<ElementBytes>) {
+fn parse_dump_message(payload: &[u8], out: &mut Vec<SetElement>) {
     let Some(body) = payload.get(NFGENMSG_LEN..) else {
         return;
     };
@@ -249,10 +279,15 @@ fn parse_dump_message(payload: &[u8], out: &mut Vec<ElementBytes>) {
         let Some(key) = value_of(NFTA_SET_ELEM_KEY) else {
             continue;
         };
-        out.push((
-            key.to_vec(),
-            value_of(NFTA_SET_ELEM_DATA).map(<[u8]>::to_vec),
-        ));
+        let flags = find_attr(elem, NFTA_SET_ELEM_FLAGS)
+            .and_then(|f| Some(u32::from_be_bytes(f.get(..4)?.try_into().ok()?)))
+            .unwrap_or(0);
+        out.push(SetElement {
+            key: key.to_vec(),
+            key_end: value_of(NFTA_SET_ELEM_KEY_END).map(<[u8]>::to_vec),
+            data: value_of(NFTA_SET_ELEM_DATA).map(<[u8]>::to_vec),
+            interval_end: flags & NFT_SET_ELEM_INTERVAL_END != 0,
+        });
     }
 }
 
@@ -321,12 +356,26 @@ impl NftSocket {
         family: Family,
         set: &str,
     ) -> Result<Vec<ElementBytes>, NftError> {
+        Ok(self
+            .list_set_elements(family, set)?
+            .into_iter()
+            .map(|e| (e.key, e.data))
+            .collect())
+    }
+
+    /// Like [`NftSocket::list_elements`], with range ends and flags: every
+    /// element of the set as comparable bytes, sorted.
+    pub fn list_set_elements(
+        &mut self,
+        family: Family,
+        set: &str,
+    ) -> Result<Vec<SetElement>, NftError> {
         let mut previous: Option<Vec<_>> = None;
         for _ in 0..MAX_DUMP_ATTEMPTS {
             let dump = self.dump_set(family, set)?;
             let mut elems = dump.elems;
             elems.sort();
-            let duplicates = elems.windows(2).any(|w| w[0].0 == w[1].0);
+            let duplicates = elems.windows(2).any(|w| w[0] == w[1]);
             let settled = !dump.interrupted && !duplicates;
             if settled && (dump.datagrams <= 1 || previous.as_ref() == Some(&elems)) {
                 return Ok(elems);

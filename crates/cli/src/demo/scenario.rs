@@ -614,7 +614,11 @@ pub fn run(opts: &ScenarioOptions) -> Result<Vec<Cell>> {
     for m in &members {
         palisade.ok(&["sandbox", "destroy", &m.name])?;
     }
-    let leftovers = leftovers(&lab, &members)?;
+    // A destroyed sandbox's veth may wait, retired (down, no policy), for
+    // a batch deletion; `palisade reap` deletes the batch now.
+    let mut leftovers = not_retired(&lab)?;
+    palisade.ok(&["reap"])?;
+    leftovers.extend(leftovers_after_reap(&lab, &members)?);
     cells.push(Cell {
         from: "palisade sandbox destroy".into(),
         to: "no interface or namespace left".into(),
@@ -720,7 +724,18 @@ fn same_ip(a: IpAddr, b: IpAddr) -> bool {
 }
 
 /// Interfaces or namespaces of the scenario's sandboxes still present.
-fn leftovers(lab: &Lab, members: &[Member]) -> Result<Vec<String>> {
+/// Sandbox interfaces that are neither gone nor retired.
+fn not_retired(lab: &Lab) -> Result<Vec<String>> {
+    Ok(lab
+        .run(|| palisade_link::Rtnl::open().and_then(|mut r| r.list_links()))??
+        .into_iter()
+        .filter(|l| l.name.starts_with(palisade_core::names::IFACE_PREFIX))
+        .filter(|l| l.up || l.group != crate::engine::RETIRED_LINK_GROUP)
+        .map(|l| format!("interface {} (not retired)", l.name))
+        .collect())
+}
+
+fn leftovers_after_reap(lab: &Lab, members: &[Member]) -> Result<Vec<String>> {
     let names: Vec<String> = lab
         .run(|| palisade_link::Rtnl::open().and_then(|mut r| r.list_links()))??
         .into_iter()
