@@ -259,13 +259,17 @@ impl NftSocket {
     }
 }
 
+/// One family's table as loaded in a throwaway namespace, with the
+/// elements of each of its sets.
+pub type CanonicalTable = (Family, TableSnapshot, BTreeMap<String, Vec<SetElement>>);
+
 /// Applies `script` in a fresh throwaway network namespace and reads each
 /// of `families` back there, with every set's elements: the kernel's own
 /// form of a compiled ruleset, to compare with the live tables.
 pub fn canonical_snapshot(
     script: &str,
     families: &[Family],
-) -> Result<Vec<(Family, TableSnapshot, BTreeMap<String, Vec<SetElement>>)>, NftError> {
+) -> Result<Vec<CanonicalTable>, NftError> {
     crate::netns::with_throwaway_netns(|| {
         crate::script::apply_script(script)?;
         let mut sock = NftSocket::open()?;
