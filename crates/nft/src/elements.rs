@@ -581,8 +581,15 @@ mod tests {
         parse_dump_message(msgs[0].payload, &mut out);
         assert_eq!(
             out,
-            vec![(encode_key(&e.key), Some(3u32.to_ne_bytes().to_vec()))]
+            vec![SetElement {
+                key: encode_key(&e.key),
+                key_end: None,
+                data: Some(3u32.to_ne_bytes().to_vec()),
+                interval_end: false,
+            }]
         );
+        // What the kernel lists is what palisade would have sent.
+        assert_eq!(out, vec![SetElement::of(&e)]);
     }
 
     #[test]
