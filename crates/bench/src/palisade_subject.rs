@@ -160,6 +160,28 @@ impl Palisade {
         push(point, "own_create_ms", create);
         push(point, "own_destroy_ms", destroy);
 
+        // A detach only retires the veth; every RETIRED_LINKS_BATCH-th one
+        // deletes the batch. A whole batch of adopted-namespace detaches,
+        // the deleting one included, divided by its size, is the honest
+        // cost per detach.
+        let batch = palisade::engine::RETIRED_LINKS_BATCH as usize;
+        self.engine()?.reap_retired_links()?;
+        let names: Vec<String> = (0..batch).map(|i| format!("batch{i}")).collect();
+        for (i, n) in names.iter().enumerate() {
+            palisade_link::create_named_netns(n)?;
+            self.create(&request(i + 2, n.clone()))?;
+        }
+        let t0 = Instant::now();
+        for n in &names {
+            self.destroy(n)?;
+        }
+        let amortised = ms(t0.elapsed()) / batch as f64;
+        for n in &names {
+            palisade_link::delete_named_netns(n)?;
+        }
+        eprintln!("[palisade]   detach_amortised_ms: {amortised:.2}");
+        point.extra.push(("detach_amortised_ms".into(), amortised));
+
         // Policy-only change: internet egress toggled on one sandbox.
         palisade_link::create_named_netns("upd")?;
         self.create(&request(1, "upd".into()))?;

@@ -92,18 +92,19 @@ pub fn render(outcomes: &[Outcome], levels: &[usize], reps: usize) -> String {
     }
 
     let _ = writeln!(w, "### palisade's other figures\n");
-    let _ = writeln!(w, "| k | create with own netns | destroy with own netns | policy change: widen | policy change: narrow (ends connections) | policy change (CLI) | verify | verify (CLI) | init after tables deleted | RSS of the process holding k (MiB) | peak RSS of `palisade verify` (MiB) |");
+    let _ = writeln!(w, "| k | create with own netns | destroy with own netns | detach amortised over a batch of 64 (its deletion included) | policy change: widen | policy change: narrow (ends connections) | policy change (CLI) | verify | verify (CLI) | init after tables deleted | RSS of the process holding k (MiB) | peak RSS of `palisade verify` (MiB) |");
     let _ = writeln!(
         w,
-        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
     );
     for &k in levels {
         let p = point(pal, k);
         let _ = writeln!(
             w,
-            "| {k} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+            "| {k} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
             cell(extra(p, "own_create_ms")),
             cell(extra(p, "own_destroy_ms")),
+            cell(extra(p, "detach_amortised_ms")),
             cell(extra(p, "update_ms")),
             cell(extra(p, "update_narrow_ms")),
             cell(extra(p, "cli_update_ms")),
@@ -170,6 +171,12 @@ pub fn render(outcomes: &[Outcome], levels: &[usize], reps: usize) -> String {
     target(
         format!("detach at k = {kk} ≤ 2 ms"),
         top.map(|p| p.detach_ms),
+        |v| v <= 2.0,
+        "ms",
+    );
+    target(
+        format!("detach at k = {kk}, amortised over a batch of 64 with its deletion, ≤ 2 ms"),
+        at("detach_amortised_ms"),
         |v| v <= 2.0,
         "ms",
     );

@@ -306,10 +306,27 @@ impl NftSocket {
         if delete.is_empty() {
             return self.transact(&group(SetOp::Add, add));
         }
-        if self.probe_destroy()? {
+        // Destroy is tried first unless known to be missing: probing for it
+        // costs a refused batch, and the kernel waits for an RCU grace
+        // period when it rolls one back (~20 ms here), on every process
+        // start. A kernel that lacks the message refuses the batch the
+        // same way, once; the fallback below then takes over.
+        if self.destroy != Some(false) {
             let mut groups = group(SetOp::Destroy, delete);
             groups.extend(group(SetOp::Add, add));
-            return self.transact(&groups);
+            match self.transact(&groups) {
+                Err(NftError::Kernel {
+                    op: SetOp::Destroy,
+                    errno: libc::EINVAL | libc::EOPNOTSUPP,
+                    ..
+                }) if self.destroy.is_none() => self.destroy = Some(false),
+                result => {
+                    if result.is_ok() {
+                        self.destroy = Some(true);
+                    }
+                    return result;
+                }
+            }
         }
         // Kernel without DESTROYSETELEM: delete only what is present. The
         // listing and the batch are not atomic together; if an element
