@@ -655,7 +655,31 @@ fn hundred_concurrent_creations() {
         }
     });
     assert_eq!(d.audit(&admin, "action=sandbox.destroy").len(), 100);
+
+    // A destroy through the API retires the veth; the daemon deletes it by
+    // itself shortly after. In an adopted namespace nothing else could.
+    let adopted = d.env.name("adopted");
+    palisade_link::create_named_netns(&adopted).unwrap();
+    let r = d.req(
+        "POST",
+        "/sandboxes",
+        Some(&admin),
+        Some(json!({"name": adopted, "tenant": "t0", "kind": "netns"})),
+    );
+    assert_eq!(r.status, 201, "{}", r.text());
+    let r = d.req("DELETE", &format!("/sandboxes/{adopted}"), Some(&admin), None);
+    assert_eq!(r.status, 200, "{}", r.text());
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !d.env.retired_links().is_empty() && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert_eq!(
+        d.env.retired_links(),
+        Vec::<String>::new(),
+        "the daemon left retired interfaces"
+    );
     d.env.assert_empty();
+    palisade_link::delete_named_netns(&adopted).unwrap();
 }
 
 #[test]
