@@ -667,7 +667,12 @@ fn hundred_concurrent_creations() {
         Some(json!({"name": adopted, "tenant": "t0", "kind": "netns"})),
     );
     assert_eq!(r.status, 201, "{}", r.text());
-    let r = d.req("DELETE", &format!("/sandboxes/{adopted}"), Some(&admin), None);
+    let r = d.req(
+        "DELETE",
+        &format!("/sandboxes/{adopted}"),
+        Some(&admin),
+        None,
+    );
     assert_eq!(r.status, 200, "{}", r.text());
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
     while !d.env.retired_links().is_empty() && std::time::Instant::now() < deadline {
