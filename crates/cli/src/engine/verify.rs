@@ -8,12 +8,11 @@
 //! are compared by position, attributes as bytes, without handles or
 //! counter values. The per-sandbox elements are compared as the bytes
 //! palisade's own netlink writer sends. No listing of every element goes
-//! through `nft` or JSON, so verifying 10,000 sandboxes stays well under a
-//! second.
+//! through `nft` or JSON (docs/benchmarks.md has the cost at 10,000).
 
 use super::{Engine, EngineError};
 use palisade_core::compile::{self, Ruleset, ALL_FAMILIES};
-use palisade_core::element::{Family, TABLE};
+use palisade_core::element::{Element, Family, TABLE};
 use palisade_core::model::SandboxKind;
 use palisade_nft::{SetElement, TableSnapshot};
 use std::collections::{BTreeMap, BTreeSet};
@@ -82,19 +81,22 @@ impl Engine {
         let models: Vec<_> = selected.iter().map(|(_, m)| m.clone()).collect();
         // Tenant rules are the tenants', not a sandbox's: always all of them.
         let rules = self.compiled_rules()?;
-        let compiled = compile::compile(&self.config, &models, &rules);
-        let mut wanted_elements: BTreeMap<(Family, &str), BTreeMap<SetElement, String>> =
+        // Elements are rendered as text only when one is missing.
+        let mut wanted_elements: BTreeMap<(Family, &str), BTreeMap<SetElement, Element>> =
             BTreeMap::new();
         for e in compile::all_elements(&self.config, &models, &rules) {
             wanted_elements
                 .entry((e.family, e.set))
                 .or_default()
-                .insert(SetElement::of(&e), e.to_nft());
+                .insert(SetElement::of(&e), e);
         }
         // The static part (tables, chains, rules, declarations, constant
         // sets) as the kernel holds it after loading it in a throwaway
-        // namespace: the same size whatever the number of sandboxes.
-        let skeleton = compile::compile(&self.config, &[], &[]).replace_script();
+        // namespace: the same size whatever the number of sandboxes. Its
+        // text also names a rule that differs (rules never depend on
+        // sandboxes).
+        let compiled = compile::compile(&self.config, &[], &[]);
+        let skeleton = compiled.replace_script();
         let canonical = palisade_nft::canonical_snapshot(&skeleton, &ALL_FAMILIES)
             .map_err(|e| EngineError::ReadBack(Box::new(e)))?;
         let mut cmp = Comparison::default();
@@ -108,12 +110,12 @@ impl Engine {
                 if !want.sets.contains_key(set) {
                     continue; // reported as an unexpected set
                 }
-                let mut expected: BTreeMap<SetElement, String> = static_elements
+                let mut expected: BTreeMap<&SetElement, Option<&Element>> = static_elements
                     .get(set)
-                    .map(|els| els.iter().map(|e| (e.clone(), render(e))).collect())
+                    .map(|els| els.iter().map(|e| (e, None)).collect())
                     .unwrap_or_default();
                 if let Some(w) = wanted_elements.get(&(family, set.as_str())) {
-                    expected.extend(w.iter().map(|(k, v)| (k.clone(), v.clone())));
+                    expected.extend(w.iter().map(|(k, v)| (k, Some(v))));
                 }
                 let found = self
                     .nft
@@ -327,15 +329,16 @@ impl Comparison {
         &mut self,
         family: Family,
         set: &str,
-        expected: &BTreeMap<SetElement, String>,
+        expected: &BTreeMap<&SetElement, Option<&Element>>,
         found: Vec<SetElement>,
         report_unexpected: bool,
     ) {
         let fam = family.keyword();
         self.elements_checked += expected.len();
         let found: BTreeSet<SetElement> = found.into_iter().collect();
-        for (e, text) in expected {
-            if !found.contains(e) {
+        for (e, compiled) in expected {
+            if !found.contains(*e) {
+                let text = compiled.map_or_else(|| render(e), |c| c.to_nft());
                 self.push(
                     "missing",
                     format!("element {fam} {TABLE} {set} {text}"),
@@ -345,7 +348,7 @@ impl Comparison {
             }
         }
         if report_unexpected {
-            for e in found.iter().filter(|e| !expected.contains_key(*e)) {
+            for e in found.iter().filter(|e| !expected.contains_key(e)) {
                 self.push(
                     "unexpected",
                     format!("element {fam} {TABLE} {set} {}", render(e)),
