@@ -12,10 +12,10 @@
 
 use super::{Engine, EngineError};
 use palisade_core::compile::{self, Ruleset, ALL_FAMILIES};
-use palisade_core::element::{Element, Family, TABLE};
+use palisade_core::element::{Family, TABLE};
 use palisade_core::model::SandboxKind;
 use palisade_nft::{SetElement, TableSnapshot};
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeSet, HashMap};
 
 /// One difference between the kernel and the store.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -81,14 +81,14 @@ impl Engine {
         let models: Vec<_> = selected.iter().map(|(_, m)| m.clone()).collect();
         // Tenant rules are the tenants', not a sandbox's: always all of them.
         let rules = self.compiled_rules()?;
-        // Elements are rendered as text only when one is missing.
-        let mut wanted_elements: BTreeMap<(Family, &str), BTreeMap<SetElement, Element>> =
-            BTreeMap::new();
-        for e in compile::all_elements(&self.config, &models, &rules) {
+        // Every compiled element as the bytes the kernel lists, per set;
+        // each set is then compared with its listing in one merge walk.
+        let mut wanted_elements: HashMap<(Family, &'static str), Vec<SetElement>> = HashMap::new();
+        for e in compile::each_element(&self.config, &models, &rules) {
             wanted_elements
                 .entry((e.family, e.set))
                 .or_default()
-                .insert(SetElement::of(&e), e);
+                .push(SetElement::of(&e));
         }
         // The static part (tables, chains, rules, declarations, constant
         // sets) as the kernel holds it after loading it in a throwaway
@@ -100,7 +100,7 @@ impl Engine {
         let canonical = palisade_nft::canonical_snapshot(&skeleton, &ALL_FAMILIES)
             .map_err(|e| EngineError::ReadBack(Box::new(e)))?;
         let mut cmp = Comparison::default();
-        for (family, want, static_elements) in canonical {
+        for (family, want, mut static_elements) in canonical {
             let have = self
                 .nft
                 .snapshot(family)
@@ -110,13 +110,16 @@ impl Engine {
                 if !want.sets.contains_key(set) {
                     continue; // reported as an unexpected set
                 }
-                let mut expected: BTreeMap<&SetElement, Option<&Element>> = static_elements
-                    .get(set)
-                    .map(|els| els.iter().map(|e| (e, None)).collect())
-                    .unwrap_or_default();
-                if let Some(w) = wanted_elements.get(&(family, set.as_str())) {
-                    expected.extend(w.iter().map(|(k, v)| (k, Some(v))));
+                let mut expected = static_elements.remove(set).unwrap_or_default();
+                let key = wanted_elements
+                    .keys()
+                    .copied()
+                    .find(|&(f, s)| f == family && s == set);
+                if let Some(w) = key.and_then(|k| wanted_elements.remove(&k)) {
+                    expected.extend(w);
                 }
+                expected.sort_unstable();
+                expected.dedup();
                 let found = self
                     .nft
                     .list_set_elements(family, set)
@@ -125,13 +128,23 @@ impl Engine {
                 // are expected to be there and are not differences; the
                 // rules' anonymous sets are compared whole.
                 let report_unexpected = only.is_none() || info.anonymous;
-                cmp.elements(family, set, &expected, found, report_unexpected);
+                cmp.elements(family, set, &expected, &found, report_unexpected);
             }
+        }
+        if !cmp.missing_elements.is_empty() {
+            // Name missing elements as nft writes them, where they were
+            // compiled (constant sets' elements stay in hex).
+            let texts: HashMap<(Family, &str, SetElement), String> =
+                compile::each_element(&self.config, &models, &rules)
+                    .map(|e| ((e.family, e.set, SetElement::of(&e)), e.to_nft()))
+                    .collect();
+            cmp.name_missing_elements(&texts);
         }
         let Comparison {
             mut differences,
             rules_checked,
             elements_checked,
+            ..
         } = cmp;
         // Interfaces and namespaces.
         let links: BTreeSet<String> = self
@@ -207,6 +220,8 @@ struct Comparison {
     differences: Vec<Difference>,
     rules_checked: usize,
     elements_checked: usize,
+    /// Missing elements: where in `differences`, and which.
+    missing_elements: Vec<(usize, Family, String, SetElement)>,
 }
 
 impl Comparison {
@@ -323,38 +338,57 @@ impl Comparison {
         }
     }
 
-    /// The elements of one set: `expected` (bytes -> readable form) against
-    /// what the kernel listed.
+    /// The elements of one set: `expected` against what the kernel listed,
+    /// both sorted, in one merge walk.
     fn elements(
         &mut self,
         family: Family,
         set: &str,
-        expected: &BTreeMap<&SetElement, Option<&Element>>,
-        found: Vec<SetElement>,
+        expected: &[SetElement],
+        found: &[SetElement],
         report_unexpected: bool,
     ) {
         let fam = family.keyword();
         self.elements_checked += expected.len();
-        let found: BTreeSet<SetElement> = found.into_iter().collect();
-        for (e, compiled) in expected {
-            if !found.contains(*e) {
-                let text = compiled.map_or_else(|| render(e), |c| c.to_nft());
-                self.push(
-                    "missing",
-                    format!("element {fam} {TABLE} {set} {text}"),
-                    None,
-                    None,
-                );
+        let object = |e: &SetElement| format!("element {fam} {TABLE} {set} {}", render(e));
+        let (mut want, mut have) = (expected.iter().peekable(), found.iter().peekable());
+        loop {
+            let missing = match (want.peek(), have.peek()) {
+                (None, None) => break,
+                (Some(w), Some(h)) if w == h => {
+                    want.next();
+                    have.next();
+                    continue;
+                }
+                (Some(w), Some(h)) => w < h,
+                (Some(_), None) => true,
+                (None, Some(_)) => false,
+            };
+            if missing {
+                let e = want.next().expect("peeked");
+                self.missing_elements.push((
+                    self.differences.len(),
+                    family,
+                    set.to_string(),
+                    e.clone(),
+                ));
+                self.push("missing", object(e), None, None);
+            } else {
+                let e = have.next().expect("peeked");
+                if report_unexpected {
+                    self.push("unexpected", object(e), None, None);
+                }
             }
         }
-        if report_unexpected {
-            for e in found.iter().filter(|e| !expected.contains_key(e)) {
-                self.push(
-                    "unexpected",
-                    format!("element {fam} {TABLE} {set} {}", render(e)),
-                    None,
-                    None,
-                );
+    }
+
+    /// Replaces the hex of missing elements with their nft text, where
+    /// `texts` has it.
+    fn name_missing_elements(&mut self, texts: &HashMap<(Family, &str, SetElement), String>) {
+        for (at, family, set, e) in std::mem::take(&mut self.missing_elements) {
+            if let Some(text) = texts.get(&(family, set.as_str(), e)) {
+                self.differences[at].object =
+                    format!("element {} {TABLE} {set} {text}", family.keyword());
             }
         }
     }

@@ -9,7 +9,7 @@ use netlink_packet_route::link::{
 };
 use netlink_packet_route::RouteNetlinkMessage;
 
-use super::{validate_ifname, Ctx, Rtnl};
+use super::{attributes, validate_ifname, Ctx, Rtnl, NLMSG_HDRLEN};
 use crate::error::{LinkError, Result};
 
 /// `IN6_ADDR_GEN_MODE_NONE` from linux/if_link.h.
@@ -65,14 +65,7 @@ impl Rtnl {
             op: "look up link",
             what: name,
         };
-        match self.request(RouteNetlinkMessage::GetLink(msg), 0, &ctx) {
-            Ok(replies) => Ok(replies.into_iter().find_map(|m| match m {
-                RouteNetlinkMessage::NewLink(l) => Some(l.header.index),
-                _ => None,
-            })),
-            Err(e) if e.errno() == Some(libc::ENODEV) => Ok(None),
-            Err(e) => Err(e),
-        }
+        Ok(self.get_link_summary(msg, &ctx)?.map(|l| l.index))
     }
 
     /// The interface called `name`, or `None` if there is none.
@@ -97,11 +90,17 @@ impl Rtnl {
             op: "look up link",
             what,
         };
-        match self.request(RouteNetlinkMessage::GetLink(msg), 0, &ctx) {
-            Ok(replies) => Ok(replies.into_iter().find_map(|m| match m {
-                RouteNetlinkMessage::NewLink(l) => Some(summarize(l)),
-                _ => None,
-            })),
+        self.get_link_summary(msg, &ctx)
+    }
+
+    fn get_link_summary(&mut self, msg: LinkMessage, ctx: &Ctx<'_>) -> Result<Option<LinkSummary>> {
+        let mut found = None;
+        let outcome = self.request_raw(RouteNetlinkMessage::GetLink(msg), 0, ctx, |_, one| {
+            found = found.take().or_else(|| summarize(one));
+            Ok(())
+        });
+        match outcome {
+            Ok(()) => Ok(found),
             Err(e) if e.errno() == Some(libc::ENODEV) => Ok(None),
             Err(e) => Err(e),
         }
@@ -116,14 +115,17 @@ impl Rtnl {
             op: "list links",
             what: "(all)",
         };
-        let replies = self.request(RouteNetlinkMessage::GetLink(msg), NLM_F_DUMP, &ctx)?;
-        Ok(replies
-            .into_iter()
-            .filter_map(|m| match m {
-                RouteNetlinkMessage::NewLink(l) => Some(summarize(l)),
-                _ => None,
-            })
-            .collect())
+        let mut links = Vec::new();
+        self.request_raw(
+            RouteNetlinkMessage::GetLink(msg),
+            NLM_F_DUMP,
+            &ctx,
+            |_, one| {
+                links.extend(summarize(one));
+                Ok(())
+            },
+        )?;
+        Ok(links)
     }
 
     /// Create a veth pair in one request and return the host end's index.
@@ -363,33 +365,121 @@ fn describe_netns_fd(fd: BorrowedFd<'_>) -> String {
     }
 }
 
-fn summarize(l: LinkMessage) -> LinkSummary {
+/// An `RTM_NEWLINK` message (netlink header included) as a summary; `None`
+/// for any other message. Parsed by hand: only these few attributes are
+/// needed, and a full parse of every attribute is most of a 10,000-link
+/// dump's cost.
+fn summarize(message: &[u8]) -> Option<LinkSummary> {
+    const RTM_NEWLINK: u16 = 16;
+    const IFINFOMSG_LEN: usize = 16;
+    const IFLA_ADDRESS: u16 = 1;
+    const IFLA_IFNAME: u16 = 3;
+    const IFLA_LINK: u16 = 5;
+    const IFLA_MASTER: u16 = 10;
+    const IFLA_LINKINFO: u16 = 18;
+    const IFLA_INFO_KIND: u16 = 1;
+    const IFLA_GROUP: u16 = 27;
+    const IFF_UP: u32 = 1;
+    let u32_at = |b: &[u8]| {
+        b.get(0..4)
+            .map(|b| u32::from_ne_bytes([b[0], b[1], b[2], b[3]]))
+    };
+    let text = |b: &[u8]| {
+        let end = b.iter().position(|&c| c == 0).unwrap_or(b.len());
+        String::from_utf8_lossy(&b[..end]).into_owned()
+    };
+    if message.get(4..6)? != RTM_NEWLINK.to_ne_bytes() {
+        return None;
+    }
+    let payload = message.get(NLMSG_HDRLEN..)?;
+    let header = payload.get(..IFINFOMSG_LEN)?;
     let mut s = LinkSummary {
-        index: l.header.index,
+        index: u32_at(&header[4..8])?,
         name: String::new(),
         kind: None,
         mac: None,
         master: None,
         peer_index: None,
         group: 0,
-        up: l.header.flags.contains(LinkFlags::Up),
+        up: u32_at(&header[8..12])? & IFF_UP != 0,
     };
-    for attr in l.attributes {
-        match attr {
-            LinkAttribute::IfName(n) => s.name = n,
-            LinkAttribute::Address(a) => s.mac = a.try_into().ok(),
-            LinkAttribute::Controller(m) => s.master = Some(m),
-            LinkAttribute::Link(i) => s.peer_index = Some(i),
-            LinkAttribute::Group(g) => s.group = g,
-            LinkAttribute::LinkInfo(infos) => {
-                for info in infos {
-                    if let LinkInfo::Kind(k) = info {
-                        s.kind = Some(k.to_string());
-                    }
-                }
+    for (kind, value) in attributes(&payload[IFINFOMSG_LEN..]) {
+        match kind {
+            IFLA_IFNAME => s.name = text(value),
+            IFLA_ADDRESS => s.mac = value.try_into().ok(),
+            IFLA_MASTER => s.master = u32_at(value),
+            IFLA_LINK => s.peer_index = u32_at(value),
+            IFLA_GROUP => s.group = u32_at(value).unwrap_or(0),
+            IFLA_LINKINFO => {
+                s.kind = attributes(value)
+                    .find(|(k, _)| *k == IFLA_INFO_KIND)
+                    .map(|(_, v)| text(v));
             }
             _ => {}
         }
     }
-    s
+    Some(s)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use netlink_packet_core::{NetlinkHeader, NetlinkMessage, NetlinkPayload};
+
+    /// A link message as the kernel would send it, encoded by the crate.
+    fn encoded(msg: LinkMessage) -> Vec<u8> {
+        let mut packet = NetlinkMessage::new(
+            NetlinkHeader::default(),
+            NetlinkPayload::from(RouteNetlinkMessage::NewLink(msg)),
+        );
+        packet.finalize();
+        let mut out = vec![0u8; packet.buffer_len()];
+        packet.serialize(&mut out);
+        out
+    }
+
+    #[test]
+    fn summary_reads_the_attributes_it_needs() {
+        let mut msg = LinkMessage::default();
+        msg.header.index = 4242;
+        msg.header.flags = LinkFlags::Up | LinkFlags::Broadcast;
+        msg.attributes.extend([
+            LinkAttribute::Mtu(1500),
+            LinkAttribute::IfName("pal-1a2b".into()),
+            LinkAttribute::Address(vec![2, 0, 0, 0, 0, 7]),
+            LinkAttribute::Controller(9),
+            LinkAttribute::Link(17),
+            LinkAttribute::Group(0x7061_6c64),
+            LinkAttribute::LinkInfo(vec![LinkInfo::Kind(InfoKind::Veth)]),
+        ]);
+        let s = summarize(&encoded(msg)).expect("a link message");
+        assert_eq!(
+            s,
+            LinkSummary {
+                index: 4242,
+                name: "pal-1a2b".into(),
+                kind: Some("veth".into()),
+                mac: Some([2, 0, 0, 0, 0, 7]),
+                master: Some(9),
+                peer_index: Some(17),
+                group: 0x7061_6c64,
+                up: true,
+            }
+        );
+    }
+
+    #[test]
+    fn summary_of_a_bare_link_and_of_other_messages() {
+        let mut msg = LinkMessage::default();
+        msg.header.index = 1;
+        msg.attributes.push(LinkAttribute::IfName("lo".into()));
+        let s = summarize(&encoded(msg)).expect("a link message");
+        assert_eq!((s.index, s.name.as_str(), s.up), (1, "lo", false));
+        assert_eq!((s.kind, s.mac, s.master, s.group), (None, None, None, 0));
+
+        let mut not_a_link = encoded(LinkMessage::default());
+        not_a_link[4..6].copy_from_slice(&20u16.to_ne_bytes()); // RTM_NEWADDR
+        assert_eq!(summarize(&not_a_link), None);
+        assert_eq!(summarize(&not_a_link[..10]), None);
+    }
 }

@@ -114,6 +114,30 @@ impl Rtnl {
         extra_flags: u16,
         ctx: &Ctx<'_>,
     ) -> Result<Vec<RouteNetlinkMessage>> {
+        let mut replies = Vec::new();
+        self.request_raw(msg, extra_flags, ctx, |socket_err, one| {
+            let parsed = NetlinkMessage::<RouteNetlinkMessage>::deserialize(one).map_err(|e| {
+                socket_err(io::Error::new(io::ErrorKind::InvalidData, e.to_string()))
+            })?;
+            if let NetlinkPayload::InnerMessage(inner) = parsed.payload {
+                replies.push(inner);
+            }
+            Ok(())
+        })?;
+        Ok(replies)
+    }
+
+    /// Like [`Rtnl::request`], but hands each reply's payload (after the
+    /// netlink header) to `each` as bytes. Dumps of every link are read
+    /// this way: the crate's full parse of 10,000 link messages, stats and
+    /// per-family blocks included, cost most of `verify` at that scale.
+    fn request_raw(
+        &mut self,
+        msg: RouteNetlinkMessage,
+        extra_flags: u16,
+        ctx: &Ctx<'_>,
+        mut each: impl FnMut(&dyn Fn(io::Error) -> LinkError, &[u8]) -> Result<()>,
+    ) -> Result<()> {
         self.seq = self.seq.wrapping_add(1);
         let seq = self.seq;
         let dump = extra_flags & NLM_F_DUMP == NLM_F_DUMP;
@@ -128,75 +152,94 @@ impl Rtnl {
             .send(&out, 0)
             .map_err(|e| self.socket_err(ctx, e))?;
 
-        let mut replies = Vec::new();
-        loop {
-            self.buf.clear();
+        let netns = self.netns.clone();
+        let socket_err = |e: io::Error| LinkError::Socket {
+            op: ctx.op,
+            what: ctx.what.to_string(),
+            netns: netns.clone(),
+            source: e,
+        };
+        let mut buf = std::mem::take(&mut self.buf);
+        let outcome = loop {
+            buf.clear();
             let n = loop {
-                match self.sock.recv(&mut self.buf, libc::MSG_TRUNC) {
+                match self.sock.recv(&mut buf, libc::MSG_TRUNC) {
                     Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                     other => break other,
                 }
+            };
+            let n = match n {
+                Ok(n) => n,
+                Err(e) => break Err(socket_err(e)),
+            };
+            if n > buf.len() {
+                break Err(socket_err(io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    "netlink reply truncated",
+                )));
             }
-            .map_err(|e| self.socket_err(ctx, e))?;
-            if n > self.buf.len() {
-                return Err(self.socket_err(
-                    ctx,
-                    io::Error::new(io::ErrorKind::InvalidData, "netlink reply truncated"),
-                ));
+            match self.walk_datagram(&buf, seq, dump, ctx, &socket_err, &mut each) {
+                Ok(true) => break Ok(()),
+                Ok(false) => {}
+                Err(e) => break Err(e),
             }
-            let mut off = 0;
-            while off + NLMSG_HDRLEN <= self.buf.len() {
-                let raw = &self.buf[off..];
-                let len = u32::from_ne_bytes(raw[0..4].try_into().unwrap_or_default()) as usize;
-                if len < NLMSG_HDRLEN || len > raw.len() {
-                    return Err(self.socket_err(
-                        ctx,
-                        io::Error::new(io::ErrorKind::InvalidData, "malformed netlink header"),
-                    ));
-                }
-                let msg_type = u16::from_ne_bytes([raw[4], raw[5]]);
-                let flags = u16::from_ne_bytes([raw[6], raw[7]]);
-                let msg_seq = u32::from_ne_bytes(raw[8..12].try_into().unwrap_or_default());
-                let one = &raw[..len];
-                off += align4(len);
-                if msg_seq != seq {
-                    continue; // stale reply to an earlier, abandoned request
-                }
-                match msg_type {
-                    NLMSG_ERROR | NLMSG_DONE => {
-                        let payload = &one[NLMSG_HDRLEN..];
-                        let code = payload
-                            .get(0..4)
-                            .map(|b| i32::from_ne_bytes(b.try_into().unwrap_or_default()))
-                            .unwrap_or(0);
-                        if code != 0 {
-                            let ext = if msg_type == NLMSG_ERROR {
-                                error_ext_ack(payload, flags)
-                            } else {
-                                payload.get(4..).and_then(parse_ext_ack_tlvs)
-                            };
-                            return Err(self.nack(ctx, -code, ext));
-                        }
-                        // An ack ends a plain request; DONE ends a dump.
-                        if msg_type == NLMSG_DONE || !dump {
-                            return Ok(replies);
-                        }
+        };
+        self.buf = buf;
+        outcome
+    }
+
+    /// The messages of one datagram: `Ok(true)` once the request is over.
+    fn walk_datagram(
+        &self,
+        datagram: &[u8],
+        seq: u32,
+        dump: bool,
+        ctx: &Ctx<'_>,
+        socket_err: &dyn Fn(io::Error) -> LinkError,
+        each: &mut impl FnMut(&dyn Fn(io::Error) -> LinkError, &[u8]) -> Result<()>,
+    ) -> Result<bool> {
+        let mut off = 0;
+        while off + NLMSG_HDRLEN <= datagram.len() {
+            let raw = &datagram[off..];
+            let len = u32::from_ne_bytes(raw[0..4].try_into().unwrap_or_default()) as usize;
+            if len < NLMSG_HDRLEN || len > raw.len() {
+                return Err(socket_err(io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    "malformed netlink header",
+                )));
+            }
+            let msg_type = u16::from_ne_bytes([raw[4], raw[5]]);
+            let flags = u16::from_ne_bytes([raw[6], raw[7]]);
+            let msg_seq = u32::from_ne_bytes(raw[8..12].try_into().unwrap_or_default());
+            let one = &raw[..len];
+            off += align4(len);
+            if msg_seq != seq {
+                continue; // stale reply to an earlier, abandoned request
+            }
+            match msg_type {
+                NLMSG_ERROR | NLMSG_DONE => {
+                    let payload = &one[NLMSG_HDRLEN..];
+                    let code = payload
+                        .get(0..4)
+                        .map(|b| i32::from_ne_bytes(b.try_into().unwrap_or_default()))
+                        .unwrap_or(0);
+                    if code != 0 {
+                        let ext = if msg_type == NLMSG_ERROR {
+                            error_ext_ack(payload, flags)
+                        } else {
+                            payload.get(4..).and_then(parse_ext_ack_tlvs)
+                        };
+                        return Err(self.nack(ctx, -code, ext));
                     }
-                    _ => {
-                        let parsed = NetlinkMessage::<RouteNetlinkMessage>::deserialize(one)
-                            .map_err(|e| {
-                                self.socket_err(
-                                    ctx,
-                                    io::Error::new(io::ErrorKind::InvalidData, e.to_string()),
-                                )
-                            })?;
-                        if let NetlinkPayload::InnerMessage(inner) = parsed.payload {
-                            replies.push(inner);
-                        }
+                    // An ack ends a plain request; DONE ends a dump.
+                    if msg_type == NLMSG_DONE || !dump {
+                        return Ok(true);
                     }
                 }
+                _ => each(socket_err, one)?,
             }
         }
+        Ok(false)
     }
 
     fn socket_err(&self, ctx: &Ctx<'_>, e: io::Error) -> LinkError {
@@ -248,22 +291,31 @@ fn error_ext_ack(payload: &[u8], flags: u16) -> Option<String> {
 }
 
 /// Find `NLMSGERR_ATTR_MSG` among netlink attributes.
-fn parse_ext_ack_tlvs(mut tlvs: &[u8]) -> Option<String> {
-    while tlvs.len() >= 4 {
-        let len = u16::from_ne_bytes([tlvs[0], tlvs[1]]) as usize;
-        let kind = u16::from_ne_bytes([tlvs[2], tlvs[3]]) & 0x3fff;
-        if len < 4 || len > tlvs.len() {
+fn parse_ext_ack_tlvs(tlvs: &[u8]) -> Option<String> {
+    let value = attributes(tlvs)
+        .find(|(kind, _)| *kind == NLMSGERR_ATTR_MSG)?
+        .1;
+    let end = value.iter().position(|&b| b == 0).unwrap_or(value.len());
+    let text = String::from_utf8_lossy(&value[..end]).trim().to_string();
+    (!text.is_empty()).then_some(text)
+}
+
+/// The netlink attributes in `bytes` as (type without flag bits, value);
+/// stops at the first malformed one.
+pub(crate) fn attributes(mut bytes: &[u8]) -> impl Iterator<Item = (u16, &[u8])> {
+    std::iter::from_fn(move || {
+        if bytes.len() < 4 {
             return None;
         }
-        if kind == NLMSGERR_ATTR_MSG {
-            let value = &tlvs[4..len];
-            let end = value.iter().position(|&b| b == 0).unwrap_or(value.len());
-            let text = String::from_utf8_lossy(&value[..end]).trim().to_string();
-            return (!text.is_empty()).then_some(text);
+        let len = u16::from_ne_bytes([bytes[0], bytes[1]]) as usize;
+        let kind = u16::from_ne_bytes([bytes[2], bytes[3]]) & 0x3fff;
+        if len < 4 || len > bytes.len() {
+            return None;
         }
-        tlvs = tlvs.get(align4(len)..).unwrap_or(&[]);
-    }
-    None
+        let value = &bytes[4..len];
+        bytes = bytes.get(align4(len)..).unwrap_or(&[]);
+        Some((kind, value))
+    })
 }
 
 /// Reject names the kernel would refuse, with a clearer message than EINVAL.
