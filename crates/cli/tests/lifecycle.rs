@@ -559,3 +559,62 @@ fn verify_catches_tampering_with_rules_chains_and_sets() {
     env.ok(&["sandbox", "destroy", &b]);
     env.assert_empty();
 }
+
+/// Routed mode: nothing over a namespace sandbox's veth needs ARP or
+/// neighbour discovery. The gateway's addresses are pinned to the host
+/// end's MAC inside the sandbox, the sandbox's addresses to its MAC on the
+/// host, and the host end carries no address at all.
+#[test]
+fn routed_namespace_link_pins_neighbours_both_ways() {
+    let Some(env) = Env::new("routed_namespace_link_pins_neighbours_both_ways", ROUTED) else {
+        return;
+    };
+    env.ok(&["init"]);
+    let ns = env.name("pin");
+    let v = env.json(&["sandbox", "create", &ns, "--tenant", "t1", "--json"]);
+    let host_iface = v["network"]["host_interface"].as_str().unwrap().to_string();
+    let mac = v["network"]["mac"].as_str().unwrap().to_string();
+    let (ip4, ip6) = env.addresses(&ns);
+    let ip_json = |args: &[&str]| -> serde_json::Value {
+        let out = env
+            .lab
+            .command(std::path::Path::new("ip"), args, &[])
+            .unwrap();
+        assert!(out.status.success(), "ip {args:?}: {out:?}");
+        serde_json::from_slice(&out.stdout).unwrap()
+    };
+    let pinned = |table: &serde_json::Value, dst: &str, lladdr: &str| {
+        let entry = table
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|e| e["dst"] == dst)
+            .unwrap_or_else(|| panic!("no neighbour entry for {dst}: {table}"));
+        assert_eq!(entry["lladdr"], lladdr, "{entry}");
+        assert!(
+            entry["state"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|s| s == "PERMANENT"),
+            "{entry}"
+        );
+    };
+    let inside = ip_json(&["-n", &ns, "-j", "neigh", "show", "dev", "eth0"]);
+    for gateway in ["10.200.0.1", "fe80::1"] {
+        pinned(&inside, gateway, "06:00:00:00:00:01");
+    }
+    let host = ip_json(&["-j", "neigh", "show", "dev", &host_iface]);
+    for addr in [&ip4, &ip6] {
+        pinned(&host, addr, &mac);
+    }
+    let addrs = ip_json(&["-j", "addr", "show", "dev", &host_iface]);
+    let on_host_end = &addrs[0]["addr_info"];
+    assert!(
+        on_host_end.as_array().is_none_or(|a| a.is_empty()),
+        "host end {host_iface} has addresses: {on_host_end}"
+    );
+    env.ok(&["verify"]);
+    env.ok(&["sandbox", "destroy", &ns]);
+    env.assert_empty();
+}

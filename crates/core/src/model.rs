@@ -144,6 +144,11 @@ pub fn sandbox_mac(id: u64) -> MacAddr {
 /// IPv6 gateway every sandbox uses: link-local, the same on every link.
 pub const GATEWAY6: Ipv6Addr = Ipv6Addr::new(0xfe80, 0, 0, 0, 0, 0, 0, 1);
 
+/// MAC of the host end of every routed-mode veth, which sandboxes have
+/// pinned as the gateway's: locally administered and unicast, and never a
+/// sandbox's (those begin with 02, [`sandbox_mac`]).
+pub const GATEWAY_MAC: MacAddr = MacAddr([0x06, 0, 0, 0, 0, 0x01]);
+
 /// A sandbox as the policy sees it.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Sandbox {

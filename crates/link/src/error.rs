@@ -85,6 +85,13 @@ pub enum LinkError {
         source: std::io::Error,
     },
 
+    /// The kernel's list of interfaces could not be read.
+    #[error("read the interface list from /proc/thread-self/net/dev: {source}")]
+    InterfaceList {
+        #[source]
+        source: std::io::Error,
+    },
+
     /// `/dev/net/tun` does not exist; this crate never loads modules.
     #[error(
         "cannot create tap {name}: /dev/net/tun is missing \
@@ -149,7 +156,8 @@ impl LinkError {
             | LinkError::Socket { source, .. }
             | LinkError::Tun { source, .. }
             | LinkError::Sysctl { source, .. }
-            | LinkError::Thread { source, .. } => source.raw_os_error(),
+            | LinkError::Thread { source, .. }
+            | LinkError::InterfaceList { source } => source.raw_os_error(),
             LinkError::TunUnavailable { .. } => Some(libc::ENOENT),
             LinkError::InvalidArgument { .. } => Some(libc::EINVAL),
         }

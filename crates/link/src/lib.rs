@@ -13,6 +13,7 @@
 
 mod addr;
 mod error;
+mod ifnames;
 mod netns;
 mod rtnl;
 mod sysctl;
@@ -20,6 +21,7 @@ mod tap;
 
 pub use addr::ipv6_link_local_from_mac;
 pub use error::{LinkError, Result};
+pub use ifnames::interface_names;
 pub use netns::{
     create_named_netns, delete_named_netns, named_netns_exists, netns_path, open_netns,
     run_in_netns, NetnsCreated, NETNS_RUN_DIR,

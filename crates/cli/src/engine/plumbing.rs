@@ -3,7 +3,8 @@
 
 use super::{faults, Engine, EngineError};
 use palisade_core::config::Mode;
-use palisade_core::model::{Sandbox, SandboxKind, GATEWAY6};
+use palisade_core::element::MacAddr;
+use palisade_core::model::{Sandbox, SandboxKind, GATEWAY6, GATEWAY_MAC};
 use palisade_core::names::{BRIDGE_IFACE, SANDBOX_IFACE};
 use palisade_link::{LinkError, RouteSpec, Rtnl, VethSpec};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
@@ -101,11 +102,14 @@ impl Engine {
                 let path = palisade_link::netns_path(name);
                 let ns = palisade_link::open_netns(&path)
                     .map_err(link_err(sb, "open network namespace"))?;
+                // In routed mode every host end has the gateway's MAC and
+                // both ends know each other's addresses (static neighbours).
+                let routed = self.config.network.mode == Mode::Routed;
                 let index = self
                     .rtnl
                     .create_veth(&VethSpec {
                         host_name: att.host_iface.clone(),
-                        host_mac: None,
+                        host_mac: routed.then_some(GATEWAY_MAC.0),
                         peer_name: SANDBOX_IFACE.to_string(),
                         peer_mac: Some(att.mac.0),
                         peer_netns: Some(ns.as_fd()),
@@ -114,7 +118,11 @@ impl Engine {
                         sb,
                         format!("create veth {} <-> {SANDBOX_IFACE}", att.host_iface),
                     ))?;
-                configure_inside(sb, &path, att.ipv4, att.ipv6, self.config.gateway4())?;
+                let gateway = Gateway {
+                    ipv4: self.config.gateway4(),
+                    mac: routed.then_some(GATEWAY_MAC),
+                };
+                configure_inside(sb, &path, att.ipv4, att.ipv6, &gateway)?;
                 index
             }
             SandboxKind::Tap => {
@@ -181,7 +189,38 @@ impl Engine {
                     .set_up(index)
                     .map_err(link_err(sb, "bring the interface up"))?;
             }
+            Mode::Routed if sb.kind == SandboxKind::Netns => {
+                // The gateway addresses are not on the host end: the
+                // sandbox has the gateway's MAC pinned (configure_inside),
+                // and the host has the sandbox's. The same address on
+                // every host end costs the kernel a walk over all of them
+                // for each one added or removed (IPv4 local route aliases,
+                // the IPv6 address hash chain, fe80::1's local route), and
+                // ARP or neighbour discovery have nothing to resolve.
+                self.rtnl
+                    .set_up(index)
+                    .map_err(link_err(sb, "bring the interface up"))?;
+                let mac = sb.attachment.as_ref().map(|a| a.mac.0).unwrap_or_default();
+                for (dest, len) in [(IpAddr::V4(ipv4), 32), (IpAddr::V6(ipv6), 128)] {
+                    self.rtnl
+                        .add_route(&RouteSpec {
+                            dest,
+                            prefix_len: len,
+                            oif: index,
+                            gateway: None,
+                            onlink: false,
+                            source: None,
+                        })
+                        .map_err(link_err(sb, format!("route {dest}/{len}")))?;
+                    self.rtnl
+                        .add_permanent_neighbour(index, dest, mac)
+                        .map_err(link_err(sb, format!("pin the sandbox's MAC for {dest}")))?;
+                }
+            }
             Mode::Routed => {
+                // A tap's guest configures itself and resolves the gateway
+                // with ARP and neighbour discovery: the tap carries both
+                // gateway addresses.
                 let gw4 = self.config.gateway4();
                 self.rtnl
                     .add_address(index, IpAddr::V4(gw4), 32)
@@ -317,6 +356,14 @@ fn retire_peer(sb: &Sandbox, host_iface: &str) -> Result<(), EngineError> {
         .map_err(link_err(sb, format!("rename eth0 to {retired_name}")))
 }
 
+/// The gateway as a sandbox sees it.
+struct Gateway {
+    ipv4: Ipv4Addr,
+    /// Pinned as the MAC of both gateway addresses (routed mode); `None`
+    /// leaves them to ARP and neighbour discovery (bridge mode).
+    mac: Option<MacAddr>,
+}
+
 /// Inside the sandbox's namespace: loopback up, its addresses (/32 and
 /// /128, so every destination is off-link and goes through the gateway),
 /// and default routes via the gateway.
@@ -325,8 +372,9 @@ fn configure_inside(
     netns: &std::path::Path,
     ipv4: Ipv4Addr,
     ipv6: Ipv6Addr,
-    gateway4: Ipv4Addr,
+    gateway: &Gateway,
 ) -> Result<(), EngineError> {
+    let gateway4 = gateway.ipv4;
     let link_local6 = sb
         .attachment
         .as_ref()
@@ -360,6 +408,12 @@ fn configure_inside(
     rtnl.add_address(eth, IpAddr::V6(link_local6), 64)
         .map_err(link_err(sb, "add the IPv6 link-local address"))?;
     rtnl.set_up(eth).map_err(link_err(sb, "bring eth0 up"))?;
+    if let Some(mac) = gateway.mac {
+        for gw in [IpAddr::V4(gateway4), IpAddr::V6(GATEWAY6)] {
+            rtnl.add_permanent_neighbour(eth, gw, mac.0)
+                .map_err(link_err(sb, format!("pin the gateway's MAC for {gw}")))?;
+        }
+    }
     rtnl.add_route(&RouteSpec {
         dest: IpAddr::V4(Ipv4Addr::UNSPECIFIED),
         prefix_len: 0,

@@ -187,17 +187,17 @@ impl Engine {
             .iter()
             .filter_map(|(_, m)| m.attachment.as_ref().map(|a| a.host_iface.clone()))
             .collect();
-        let links = self
-            .rtnl()
-            .list_links()
-            .map_err(|e| EngineError::Rtnetlink(Box::new(e)))?;
-        let present: BTreeSet<String> = links.iter().map(|l| l.name.clone()).collect();
-        for link in &links {
-            if names::id_of_host_iface(&link.name).is_some() && !wanted.contains(&link.name) {
+        // Names only: a link dump costs O(k) per veth at scale.
+        let present: BTreeSet<String> = palisade_link::interface_names()
+            .map_err(|e| EngineError::Rtnetlink(Box::new(e)))?
+            .into_iter()
+            .collect();
+        for name in &present {
+            if names::id_of_host_iface(name).is_some() && !wanted.contains(name) {
                 self.rtnl()
-                    .delete_link(&link.name)
+                    .delete_link(name)
                     .map_err(|e| EngineError::Rtnetlink(Box::new(e)))?;
-                report.orphan_links_removed.push(link.name.clone());
+                report.orphan_links_removed.push(name.clone());
             }
         }
         for (record, sandbox) in &ready {

@@ -147,12 +147,10 @@ impl Engine {
             ..
         } = cmp;
         // Interfaces and namespaces.
-        let links: BTreeSet<String> = self
-            .rtnl()
-            .list_links()
+        // Names only: a link dump costs O(k) per veth at scale.
+        let links: BTreeSet<String> = palisade_link::interface_names()
             .map_err(|e| EngineError::Rtnetlink(Box::new(e)))?
             .into_iter()
-            .map(|l| l.name)
             .collect();
         for (_, sb) in &selected {
             let iface = sb

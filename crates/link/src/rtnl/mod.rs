@@ -12,6 +12,7 @@
 //! which every request from any thread acts on that namespace.
 
 mod link;
+mod neighbour;
 mod route;
 
 pub use link::{LinkSummary, VethSpec};
