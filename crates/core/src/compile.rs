@@ -535,14 +535,15 @@ fn inet_table(config: &Config, elements: &BTreeMap<(Family, &'static str), Vec<S
             None,
             &[
                 "iifname . ether saddr != @macs counter drop".into(),
+                "iifname . ip saddr @addrs4 return".into(),
                 // IPv6 multicast other than neighbour discovery (MLD
                 // reports, router solicitations, ...) has no business on
                 // the host, and dropping it here spares the kernel a route
                 // lookup that walks one multicast route per sandbox link.
+                // After the IPv4 return, so IPv4 traffic never meets it.
                 "ip6 daddr ff00::/8 meta l4proto != ipv6-icmp counter drop".into(),
                 "ip6 daddr ff00::/8 icmpv6 type != { nd-neighbor-solicit, nd-neighbor-advert } counter drop"
                     .into(),
-                "iifname . ip saddr @addrs4 return".into(),
                 "iifname . ip6 saddr @addrs6 return".into(),
                 // Duplicate address detection sends from the unspecified address.
                 "ip6 saddr :: icmpv6 type nd-neighbor-solicit ip6 hoplimit 255 return".into(),

@@ -478,8 +478,11 @@ impl Engine {
     /// Attaches to a tap that no VMM holds.
     fn tap_sender(&mut self, sb: &Sandbox) -> Result<Sender, String> {
         let att = sb.attachment.as_ref().expect("networked");
-        let links = self.rtnl().list_links().map_err(|e| e.to_string())?;
-        let Some(link) = links.iter().find(|l| l.name == att.host_iface) else {
+        let found = self
+            .rtnl()
+            .link(&att.host_iface)
+            .map_err(|e| e.to_string())?;
+        let Some(link) = found else {
             return Err(format!("its tap {} is missing", att.host_iface));
         };
         let host_mac = link
