@@ -202,16 +202,7 @@ impl Engine {
                     .map_err(link_err(sb, "bring the interface up"))?;
                 let mac = sb.attachment.as_ref().map(|a| a.mac.0).unwrap_or_default();
                 for (dest, len) in [(IpAddr::V4(ipv4), 32), (IpAddr::V6(ipv6), 128)] {
-                    self.rtnl
-                        .add_route(&RouteSpec {
-                            dest,
-                            prefix_len: len,
-                            oif: index,
-                            gateway: None,
-                            onlink: false,
-                            source: None,
-                        })
-                        .map_err(link_err(sb, format!("route {dest}/{len}")))?;
+                    self.route_to_sandbox(sb, index, dest, len, None)?;
                     self.rtnl
                         .add_permanent_neighbour(index, dest, mac)
                         .map_err(link_err(sb, format!("pin the sandbox's MAC for {dest}")))?;
@@ -239,20 +230,32 @@ impl Engine {
                     (IpAddr::V4(ipv4), 32, Some(IpAddr::V4(gw4))),
                     (IpAddr::V6(ipv6), 128, None),
                 ] {
-                    self.rtnl
-                        .add_route(&RouteSpec {
-                            dest,
-                            prefix_len: len,
-                            oif: index,
-                            gateway: None,
-                            onlink: false,
-                            source,
-                        })
-                        .map_err(link_err(sb, format!("route {dest}/{len}")))?;
+                    self.route_to_sandbox(sb, index, dest, len, source)?;
                 }
             }
         }
         Ok(())
+    }
+
+    /// The host's route to one of the sandbox's addresses over its link.
+    fn route_to_sandbox(
+        &mut self,
+        sb: &Sandbox,
+        index: u32,
+        dest: IpAddr,
+        len: u8,
+        source: Option<IpAddr>,
+    ) -> Result<(), EngineError> {
+        self.rtnl
+            .add_route(&RouteSpec {
+                dest,
+                prefix_len: len,
+                oif: index,
+                gateway: None,
+                onlink: false,
+                source,
+            })
+            .map_err(link_err(sb, format!("route {dest}/{len}")))
     }
 
     /// Removes the sandbox's interface and, if palisade made it, its
