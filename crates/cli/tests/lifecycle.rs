@@ -105,6 +105,13 @@ fn adopted_namespace_survives_destroy() {
     for round in 0..2 {
         let v = env.json(&["sandbox", "create", &name, "--tenant", "t", "--json"]);
         assert_eq!(v["netns"]["created"], false);
+        let routed_out = palisade_link::Rtnl::open_in(&palisade_link::netns_path(&name))
+            .and_then(|mut r| r.has_route("192.0.2.1".parse().unwrap()))
+            .unwrap();
+        assert!(
+            routed_out,
+            "control: an attached sandbox has a default route"
+        );
         env.ok(&["sandbox", "destroy", &name]);
         assert!(
             palisade_link::named_netns_exists(&name),
@@ -114,8 +121,28 @@ fn adopted_namespace_survives_destroy() {
         assert_eq!(left.len(), round + 1, "{left:?}");
         for l in &left {
             assert!(l.name.starts_with("gone-"), "{left:?}");
-            assert!(!l.up, "a retired interface must be down: {left:?}");
         }
+        // Routed mode strips the retired peer instead of setting it down:
+        // nothing in the namespace may still use it.
+        let mut rtnl = palisade_link::Rtnl::open_in(&palisade_link::netns_path(&name)).unwrap();
+        let addresses: Vec<_> = rtnl
+            .list_addresses()
+            .unwrap()
+            .into_iter()
+            .filter(|(_, ip, _)| !ip.is_loopback())
+            .collect();
+        assert_eq!(addresses, Vec::new(), "a retired peer keeps no address");
+        for probe in ["192.0.2.1", "2001:db8::1"] {
+            assert!(
+                !rtnl.has_route(probe.parse().unwrap()).unwrap(),
+                "a route out of the namespace is left for {probe}"
+            );
+        }
+        assert_eq!(
+            env.retired_links().len(),
+            round + 1,
+            "host ends wait retired"
+        );
     }
     env.assert_empty();
     assert_eq!(inside(&name), Vec::new(), "reaped with their host ends");
@@ -613,6 +640,29 @@ fn routed_namespace_link_pins_neighbours_both_ways() {
     assert!(
         on_host_end.as_array().is_none_or(|a| a.is_empty()),
         "host end {host_iface} has addresses: {on_host_end}"
+    );
+    // Nor the kernel's IPv6 multicast route (one per link would make every
+    // link change walk them all); the sandbox's own /128 is there.
+    let local6 = ip_json(&[
+        "-6",
+        "-j",
+        "route",
+        "show",
+        "table",
+        "all",
+        "dev",
+        &host_iface,
+    ]);
+    let dsts: Vec<&str> = local6
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|r| r["dst"].as_str())
+        .collect();
+    assert!(dsts.contains(&ip6.as_str()), "no route to {ip6}: {local6}");
+    assert!(
+        !dsts.contains(&"ff00::/8"),
+        "multicast route left: {local6}"
     );
     env.ok(&["verify"]);
     env.ok(&["sandbox", "destroy", &ns]);

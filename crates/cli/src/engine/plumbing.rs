@@ -200,6 +200,7 @@ impl Engine {
                 self.rtnl
                     .set_up(index)
                     .map_err(link_err(sb, "bring the interface up"))?;
+                self.drop_multicast_route(sb, index)?;
                 let mac = sb.attachment.as_ref().map(|a| a.mac.0).unwrap_or_default();
                 for (dest, len) in [(IpAddr::V4(ipv4), 32), (IpAddr::V6(ipv6), 128)] {
                     self.route_to_sandbox(sb, index, dest, len, None)?;
@@ -237,6 +238,24 @@ impl Engine {
         Ok(())
     }
 
+    /// Deletes the IPv6 multicast route the kernel gives a routed host end
+    /// as its link comes up: with one per sandbox, every link that comes up
+    /// or goes down would walk them all (see docs/benchmarks.md). The host
+    /// sends no multicast there: both sides' neighbours are pinned.
+    ///
+    /// The kernel adds the route once the link's carrier change is
+    /// processed, which a request for the link forces (`RTM_GETLINK`
+    /// synchronises the link watch for that device).
+    fn drop_multicast_route(&mut self, sb: &Sandbox, index: u32) -> Result<(), EngineError> {
+        self.rtnl
+            .link_by_index(index)
+            .map_err(link_err(sb, "wait for the link to come up"))?;
+        self.rtnl
+            .del_multicast_route(index)
+            .map_err(link_err(sb, "delete the link's IPv6 multicast route"))?;
+        Ok(())
+    }
+
     /// The host's route to one of the sandbox's addresses over its link.
     fn route_to_sandbox(
         &mut self,
@@ -261,16 +280,22 @@ impl Engine {
     /// Removes the sandbox's interface and, if palisade made it, its
     /// namespace. Idempotent: what is already gone is not an error.
     ///
-    /// A veth is retired rather than deleted: set down (it passes nothing,
-    /// and its routes go) and moved into the graveyard group, which
+    /// A veth is retired rather than deleted: its host end is set down (it
+    /// passes nothing) and moved into the graveyard group, which
     /// [`Engine::reap_retired_links`] deletes in one request. Deleting a
     /// device one by one makes the kernel wait for RCU each time, 20-40 ms
     /// here; see docs/benchmarks.md. A retired host end keeps its `pal-`
     /// name, so the table's guard still drops whatever reaches it, and the
     /// name is never handed out again (ids are not reused). Inside an
-    /// adopted namespace the peer is set down and renamed, so that the
-    /// runtime can attach an `eth0` there again at once. Taps are deleted
-    /// at once: their VMM may still hold them open.
+    /// adopted namespace the peer is renamed, so that the runtime can attach
+    /// an `eth0` there again at once. Taps are deleted at once: their VMM
+    /// may still hold them open.
+    ///
+    /// In routed mode the host's routes to the sandbox are deleted first
+    /// (then the host end going down finds none to flush), and an adopted
+    /// namespace's peer is stripped of its addresses and routes rather than
+    /// set down: its carrier change would make the kernel walk every IPv6
+    /// route of the host once more (see docs/benchmarks.md).
     ///
     /// Returns whether a veth was retired (and now waits to be reaped).
     pub(super) fn detach(
@@ -281,9 +306,19 @@ impl Engine {
         let mut retired = false;
         if let Some(att) = &sb.attachment {
             match sb.kind {
+                SandboxKind::Netns if self.config.network.mode == Mode::Routed => {
+                    if !netns_created {
+                        retire_peer(sb, &att.host_iface, PeerRetirement::Strip)?;
+                    }
+                    self.unroute_sandbox(sb, &att.host_iface)?;
+                    retired = self
+                        .rtnl
+                        .retire_link(&att.host_iface, RETIRED_LINK_GROUP)
+                        .map_err(link_err(sb, format!("retire {}", att.host_iface)))?;
+                }
                 SandboxKind::Netns => {
                     if !netns_created {
-                        retire_peer(sb, &att.host_iface)?;
+                        retire_peer(sb, &att.host_iface, PeerRetirement::SetDown)?;
                     }
                     retired = self
                         .rtnl
@@ -302,6 +337,27 @@ impl Engine {
                 .map_err(link_err(sb, "delete network namespace"))?;
         }
         Ok(retired)
+    }
+
+    /// Deletes the host's routes to a routed sandbox over its host end
+    /// `iface`, if both are there.
+    fn unroute_sandbox(&mut self, sb: &Sandbox, iface: &str) -> Result<(), EngineError> {
+        let Some(att) = &sb.attachment else {
+            return Ok(());
+        };
+        let Some(index) = self
+            .rtnl
+            .link_index(iface)
+            .map_err(link_err(sb, format!("look up {iface}")))?
+        else {
+            return Ok(());
+        };
+        for (dest, len) in [(IpAddr::V4(att.ipv4), 32), (IpAddr::V6(att.ipv6), 128)] {
+            self.rtnl
+                .del_route(dest, len, index)
+                .map_err(link_err(sb, format!("delete the route to {dest}/{len}")))?;
+        }
+        Ok(())
     }
 
     /// How many retired interfaces wait to be reaped (as counted by
@@ -335,10 +391,21 @@ pub const RETIRED_LINK_GROUP: u32 = 0x7061_6c64;
 /// How many retired veths wait before a destroy deletes them all.
 pub const RETIRED_LINKS_BATCH: u64 = 64;
 
-/// In an adopted namespace, sets the sandbox's `eth0` down and renames it
+/// How the sandbox's end of a retired veth is made inert.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum PeerRetirement {
+    /// Set down: nothing passes, and its addresses and routes go with it.
+    SetDown,
+    /// Left up with its addresses and routes deleted, so that the host end
+    /// sees no carrier change of its peer (routed mode; see
+    /// [`Engine::detach`]).
+    Strip,
+}
+
+/// In an adopted namespace, makes the sandbox's `eth0` inert and renames it
 /// `gone-<host end>` until it is reaped. Nothing to do if the namespace or
 /// the interface is gone (the runtime deleted the namespace first).
-fn retire_peer(sb: &Sandbox, host_iface: &str) -> Result<(), EngineError> {
+fn retire_peer(sb: &Sandbox, host_iface: &str, how: PeerRetirement) -> Result<(), EngineError> {
     let path = palisade_link::netns_path(sb.name.as_str());
     if !palisade_link::named_netns_exists(sb.name.as_str()) {
         return Ok(());
@@ -350,13 +417,43 @@ fn retire_peer(sb: &Sandbox, host_iface: &str) -> Result<(), EngineError> {
     else {
         return Ok(());
     };
-    rtnl.set_down(eth).map_err(link_err(sb, "set eth0 down"))?;
+    match how {
+        PeerRetirement::SetDown => rtnl.set_down(eth).map_err(link_err(sb, "set eth0 down"))?,
+        PeerRetirement::Strip => strip_peer(sb, &mut rtnl, eth)?,
+    }
     let suffix = host_iface
         .strip_prefix(palisade_core::names::IFACE_PREFIX)
         .unwrap_or(host_iface);
     let retired_name: String = format!("gone-{suffix}").chars().take(15).collect();
     rtnl.rename_link(eth, &retired_name)
         .map_err(link_err(sb, format!("rename eth0 to {retired_name}")))
+}
+
+/// Deletes the default routes and the addresses that [`configure_inside`]
+/// gave the sandbox's `eth0` (index `eth`), so that the namespace can get a
+/// new `eth0` with the same ones and nothing is left to use the old link.
+fn strip_peer(sb: &Sandbox, rtnl: &mut Rtnl, eth: u32) -> Result<(), EngineError> {
+    let Some(att) = &sb.attachment else {
+        return Ok(());
+    };
+    for any in [
+        IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+        IpAddr::V6(Ipv6Addr::UNSPECIFIED),
+    ] {
+        rtnl.del_route(any, 0, eth).map_err(link_err(
+            sb,
+            format!("delete eth0's default route ({any}/0)"),
+        ))?;
+    }
+    for (addr, len) in [
+        (IpAddr::V4(att.ipv4), 32),
+        (IpAddr::V6(att.ipv6), 128),
+        (IpAddr::V6(att.link_local6()), 64),
+    ] {
+        rtnl.del_address(eth, addr, len)
+            .map_err(link_err(sb, format!("delete eth0's address {addr}/{len}")))?;
+    }
+    Ok(())
 }
 
 /// The gateway as a sandbox sees it.

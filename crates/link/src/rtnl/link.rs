@@ -304,7 +304,8 @@ impl Rtnl {
         }
     }
 
-    /// Rename link `index` to `new_name`. The link must be down.
+    /// Rename link `index` to `new_name`; it may be up (Linux 6.2 and later
+    /// rename running interfaces).
     pub fn rename_link(&mut self, index: u32, new_name: &str) -> Result<()> {
         validate_ifname("rename_link", new_name)?;
         let mut msg = LinkMessage::default();

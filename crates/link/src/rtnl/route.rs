@@ -92,6 +92,29 @@ impl Rtnl {
         .map(drop)
     }
 
+    /// Delete `addr/prefix_len` from link `index`; the kernel takes the
+    /// routes that depend on it too. Returns `Ok(false)` if it was not
+    /// there.
+    pub fn del_address(&mut self, index: u32, addr: IpAddr, prefix_len: u8) -> Result<bool> {
+        check_prefix("del_address", addr, prefix_len)?;
+        let mut msg = AddressMessage::default();
+        msg.header.family = family_of(addr);
+        msg.header.prefix_len = prefix_len;
+        msg.header.index = index;
+        msg.attributes.push(AddressAttribute::Local(addr));
+        msg.attributes.push(AddressAttribute::Address(addr));
+        let what = format!("{addr}/{prefix_len} on link #{index}");
+        let ctx = Ctx {
+            op: "delete address",
+            what: &what,
+        };
+        match self.request(RouteNetlinkMessage::DelAddress(msg), 0, &ctx) {
+            Ok(_) => Ok(true),
+            Err(e) if matches!(e.errno(), Some(libc::EADDRNOTAVAIL | libc::ENODEV)) => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
     /// Every address of this namespace, as `(link index, address, prefix)`.
     pub fn list_addresses(&mut self) -> Result<Vec<(u32, IpAddr, u8)>> {
         let ctx = Ctx {
@@ -221,7 +244,39 @@ impl Rtnl {
             Err(e) => Err(e),
         }
     }
+
+    /// Delete the IPv6 multicast route (`ff00::/8`, local table) that the
+    /// kernel gives link `index` when it comes up. Returns `Ok(false)` if
+    /// there was none.
+    ///
+    /// These routes of all links share one node of the routing tree, so each
+    /// one added or removed walks all the others, and every link coming up
+    /// or going down walks every route of the namespace. A link that never
+    /// sends multicast (its neighbours are pinned) needs none.
+    pub fn del_multicast_route(&mut self, index: u32) -> Result<bool> {
+        let mut msg = route_message(IpAddr::V6(MULTICAST6), 8, index);
+        msg.header.table = RT_TABLE_LOCAL;
+        msg.header.kind = RouteType::Multicast;
+        msg.header.protocol = RouteProtocol::Unspec;
+        msg.header.scope = RouteScope::NoWhere;
+        let what = format!("ff00::/8 dev #{index} table local");
+        let ctx = Ctx {
+            op: "delete route",
+            what: &what,
+        };
+        match self.request(RouteNetlinkMessage::DelRoute(msg), 0, &ctx) {
+            Ok(_) => Ok(true),
+            Err(e) if e.errno() == Some(libc::ESRCH) => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
 }
+
+/// The kernel's local routing table (`RT_TABLE_LOCAL`).
+const RT_TABLE_LOCAL: u8 = 255;
+
+/// `ff00::`, the IPv6 multicast prefix.
+const MULTICAST6: Ipv6Addr = Ipv6Addr::new(0xff00, 0, 0, 0, 0, 0, 0, 0);
 
 fn family_of(addr: IpAddr) -> AddressFamily {
     match addr {
