@@ -217,8 +217,14 @@ pub fn render(outcomes: &[Outcome], levels: &[usize], reps: usize) -> String {
         "",
     );
     target(
-        format!("policy-only change at k = {kk} ≤ 1 ms"),
+        format!("policy-only change at k = {kk}, widening (internet on), ≤ 1 ms"),
         at("update_ms"),
+        |v| v <= 1.0,
+        "ms",
+    );
+    target(
+        format!("policy-only change at k = {kk}, narrowing (internet off), ≤ 1 ms"),
+        at("update_narrow_ms"),
         |v| v <= 1.0,
         "ms",
     );
