@@ -230,19 +230,8 @@ impl Rtnl {
     /// Returns `Ok(false)` if there was no such route.
     pub fn del_route(&mut self, dest: IpAddr, prefix_len: u8, oif: u32) -> Result<bool> {
         check_prefix("del_route", dest, prefix_len)?;
-        let mut msg = route_message(dest, prefix_len, oif);
-        msg.header.protocol = RouteProtocol::Unspec;
-        msg.header.scope = RouteScope::NoWhere;
-        let what = format!("{dest}/{prefix_len} dev #{oif}");
-        let ctx = Ctx {
-            op: "delete route",
-            what: &what,
-        };
-        match self.request(RouteNetlinkMessage::DelRoute(msg), 0, &ctx) {
-            Ok(_) => Ok(true),
-            Err(e) if e.errno() == Some(libc::ESRCH) => Ok(false),
-            Err(e) => Err(e),
-        }
+        let msg = route_message(dest, prefix_len, oif);
+        self.delete_route(msg, &format!("{dest}/{prefix_len} dev #{oif}"))
     }
 
     /// Delete the IPv6 multicast route (`ff00::/8`, local table) that the
@@ -257,12 +246,17 @@ impl Rtnl {
         let mut msg = route_message(IpAddr::V6(MULTICAST6), 8, index);
         msg.header.table = RT_TABLE_LOCAL;
         msg.header.kind = RouteType::Multicast;
+        self.delete_route(msg, &format!("ff00::/8 dev #{index} table local"))
+    }
+
+    /// Send `RTM_DELROUTE` for the route `msg` names (any protocol and
+    /// scope); `Ok(false)` if there was no such route.
+    fn delete_route(&mut self, mut msg: RouteMessage, what: &str) -> Result<bool> {
         msg.header.protocol = RouteProtocol::Unspec;
         msg.header.scope = RouteScope::NoWhere;
-        let what = format!("ff00::/8 dev #{index} table local");
         let ctx = Ctx {
             op: "delete route",
-            what: &what,
+            what,
         };
         match self.request(RouteNetlinkMessage::DelRoute(msg), 0, &ctx) {
             Ok(_) => Ok(true),
