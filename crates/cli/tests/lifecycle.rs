@@ -138,10 +138,19 @@ fn adopted_namespace_survives_destroy() {
                 "a route out of the namespace is left for {probe}"
             );
         }
-        assert_eq!(
-            env.retired_links().len(),
-            round + 1,
-            "host ends wait retired"
+        // The peer stays up, so the host ends must be down: nothing passes.
+        let host_ends: Vec<_> = env
+            .lab
+            .run(|| palisade_link::Rtnl::open().and_then(|mut r| r.list_links()))
+            .unwrap()
+            .unwrap()
+            .into_iter()
+            .filter(|l| l.group == palisade::engine::RETIRED_LINK_GROUP)
+            .collect();
+        assert_eq!(host_ends.len(), round + 1, "host ends wait retired");
+        assert!(
+            host_ends.iter().all(|l| !l.up),
+            "a retired host end must be down: {host_ends:?}"
         );
     }
     env.assert_empty();
