@@ -489,7 +489,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             if args.json {
                 print_json(&serde_json::json!({
                     "changed": outcome.changed,
-                    "connections_forgotten": outcome.connections_forgotten,
+                    "narrowed": outcome.narrowed,
                     "sandbox": outcome.sandbox,
                 }))?;
             } else {
@@ -498,10 +498,9 @@ fn run(cli: Cli) -> Result<ExitCode> {
                         "sandbox {} already has this policy; nothing changed",
                         args.name
                     );
-                } else if outcome.connections_forgotten > 0 {
+                } else if outcome.narrowed {
                     println!(
-                        "ended {} connection(s) the new policy no longer allows",
-                        outcome.connections_forgotten
+                        "policy narrowed: established connections it no longer allows are dropped from their next packet on"
                     );
                 }
                 print_sandbox(&outcome.sandbox);

@@ -1,6 +1,7 @@
 //! `sandbox update`: policy-only changes of a live sandbox, proven with
 //! traffic to the lab's stand-in internet; a narrowing change also ends an
-//! established connection; bad requests are refused with why; a crash
+//! established connection it forbids, in both directions, while one it
+//! still allows carries on; bad requests are refused with why; a crash
 //! between the journal and the kernel is finished by the next command.
 
 mod common;
@@ -23,6 +24,39 @@ fn reaches(name: &str, port: u16) -> bool {
         tcp_connect(&palisade_link::netns_path(name), dst, T).unwrap(),
         ProbeOutcome::Connected
     )
+}
+
+/// A connection from inside sandbox `name` to the internet host's `port`,
+/// and the host's end of it, after one message each way.
+fn hold(name: &str, listener: &TcpListener, port: u16) -> (TcpStream, TcpStream) {
+    let mut inside = palisade_link::run_in_netns(&palisade_link::netns_path(name), move || {
+        TcpStream::connect_timeout(&SocketAddr::new(World::INTERNET4.into(), port), T).unwrap()
+    })
+    .unwrap();
+    let (mut outside, _) = listener.accept().unwrap();
+    for s in [&inside, &outside] {
+        s.set_read_timeout(Some(T)).unwrap();
+    }
+    assert_eq!(
+        send_and_read(&mut inside, &mut outside, b"out"),
+        Some(b"out".to_vec())
+    );
+    assert_eq!(
+        send_and_read(&mut outside, &mut inside, b"in"),
+        Some(b"in".to_vec())
+    );
+    (inside, outside)
+}
+
+/// Writes `msg` on `from` and returns what `to` reads within the timeout
+/// (`None`: nothing arrived).
+fn send_and_read(from: &mut TcpStream, to: &mut TcpStream, msg: &[u8]) -> Option<Vec<u8>> {
+    let _ = from.write_all(msg);
+    let mut buf = [0u8; 64];
+    match to.read(&mut buf) {
+        Ok(n) if n > 0 => Some(buf[..n].to_vec()),
+        _ => None,
+    }
 }
 
 fn failure(env: &Env, args: &[&str]) -> String {
@@ -61,8 +95,13 @@ fn update_changes_policy_in_place_and_ends_what_it_no_longer_allows() {
             }
         });
     }
-    let held_listener = world
-        .run(|| TcpListener::bind((World::INTERNET4, 8443)).unwrap())
+    let (held_listener, kept_listener) = world
+        .run(|| {
+            (
+                TcpListener::bind((World::INTERNET4, 8443)).unwrap(),
+                TcpListener::bind((World::INTERNET4, 9443)).unwrap(),
+            )
+        })
         .unwrap();
 
     let s = env.name("s");
@@ -77,28 +116,22 @@ fn update_changes_policy_in_place_and_ends_what_it_no_longer_allows() {
         "tcp:443",
         "--allow",
         "tcp:8443",
+        "--allow",
+        "tcp:9443",
     ]);
     let before = env.json(&["sandbox", "show", &s, "--json"]);
     assert!(reaches(&s, 443));
     assert!(!reaches(&s, 80));
 
-    // A connection that the narrowing below must end.
-    let mut held = palisade_link::run_in_netns(&palisade_link::netns_path(&s), || {
-        TcpStream::connect_timeout(&SocketAddr::new(World::INTERNET4.into(), 8443), T).unwrap()
-    })
-    .unwrap();
-    let (mut server, _) = held_listener.accept().unwrap();
-    server.set_read_timeout(Some(T)).unwrap();
-    held.write_all(b"before").unwrap();
-    let mut buf = [0u8; 16];
-    let n = server.read(&mut buf).unwrap();
-    assert_eq!(&buf[..n], b"before");
+    // A connection the narrowing below must end, and one it must keep.
+    let (mut held, mut held_server) = hold(&s, &held_listener, 8443);
+    let (mut kept, mut kept_server) = hold(&s, &kept_listener, 9443);
 
     // Widen: port 80 too. Same address, same interface.
     let v = env.json(&["sandbox", "update", &s, "--allow", "tcp:80", "--json"]);
     assert_eq!(v["changed"], true);
     assert_eq!(v["sandbox"]["network"], before["network"]);
-    assert_eq!(v["connections_forgotten"], 0);
+    assert_eq!(v["narrowed"], false);
     assert!(reaches(&s, 80));
     env.ok(&["verify", &s]);
 
@@ -106,21 +139,39 @@ fn update_changes_policy_in_place_and_ends_what_it_no_longer_allows() {
     let out = env.ok(&["sandbox", "update", &s, "--allow", "tcp:80"]);
     assert!(out.contains("nothing changed"), "{out}");
 
-    // Narrow: 8443 revoked; the held connection ends with it.
+    // Narrow: 8443 revoked. Its connection ends both ways.
     let v = env.json(&["sandbox", "update", &s, "--revoke", "tcp:8443", "--json"]);
-    assert!(
-        v["connections_forgotten"].as_u64().unwrap() >= 1,
-        "the held connection was not forgotten: {v}"
+    assert_eq!(v["narrowed"], true, "{v}");
+    env.ok(&["verify", &s]);
+    // 9443 is still allowed: its connection carries on, also when the
+    // first packet after the change is the outside's (a reply, judged
+    // again by the sandbox's policy from the reply's side).
+    assert_eq!(
+        send_and_read(&mut kept_server, &mut kept, b"still in"),
+        Some(b"still in".to_vec()),
+        "a reply on a still-allowed connection was dropped"
     );
-    let _ = held.write_all(b"after");
-    match server.read(&mut buf) {
-        Ok(n) if n > 0 => panic!(
-            "data on a revoked connection still arrived: {:?}",
-            String::from_utf8_lossy(&buf[..n])
-        ),
-        _ => {}
-    }
+    assert_eq!(
+        send_and_read(&mut kept, &mut kept_server, b"still out"),
+        Some(b"still out".to_vec())
+    );
+    assert_eq!(
+        send_and_read(&mut held_server, &mut held, b"in after"),
+        None,
+        "a reply on a revoked connection still reached the sandbox"
+    );
+    assert_eq!(
+        send_and_read(&mut held, &mut held_server, b"out after"),
+        None,
+        "data on a revoked connection still left the sandbox"
+    );
     assert!(reaches(&s, 443));
+
+    // Narrowing again (9443 too) ends the kept connection as well.
+    env.ok(&["sandbox", "update", &s, "--revoke", "tcp:9443"]);
+    assert_eq!(send_and_read(&mut kept, &mut kept_server, b"x"), None);
+    assert_eq!(send_and_read(&mut kept_server, &mut kept, b"y"), None);
+    assert!(reaches(&s, 443) && reaches(&s, 80));
 
     // Refused, with why, and nothing changed by them.
     let e = failure(&env, &["sandbox", "update", &s, "--revoke", "udp:53"]);

@@ -36,6 +36,12 @@ const INET_SETS: &[(&str, &str)] = &[
     ("tenant6", "ipv6_addr : mark"),
     ("member4", "mark . ipv4_addr"),
     ("member6", "mark . ipv6_addr"),
+    // Policy generations (see `Sandbox::policy_epoch`): the stamp a new
+    // connection of the address gets, and the stamps still current.
+    ("epoch4", "ipv4_addr : mark"),
+    ("epoch6", "ipv6_addr : mark"),
+    ("current4", "ipv4_addr . mark"),
+    ("current6", "ipv6_addr . mark"),
     ("internet4", "ipv4_addr"),
     ("internet6", "ipv6_addr"),
     ("ports4", "ipv4_addr . inet_proto . inet_service"),
@@ -285,6 +291,7 @@ pub fn sandbox_elements(config: &Config, sb: &Sandbox) -> Vec<Element> {
 /// everything keyed by its addresses rather than its interface.
 fn policy_elements(sb: &Sandbox, v4s: &[Ipv4Addr], v6s: &[Ipv6Addr]) -> Vec<Element> {
     let mark = KeyPart::Mark(sb.tenant_id);
+    let epoch = KeyPart::Mark(sb.policy_epoch);
     let el = |set, key: Vec<KeyPart>, value: Vec<KeyPart>| Element {
         family: Family::Inet,
         set,
@@ -308,6 +315,16 @@ fn policy_elements(sb: &Sandbox, v4s: &[Ipv4Addr], v6s: &[Ipv6Addr]) -> Vec<Elem
         out.push(el(
             pick("member4", "member6"),
             vec![mark.clone(), addr.clone()],
+            Vec::new(),
+        ));
+        out.push(el(
+            pick("epoch4", "epoch6"),
+            vec![addr.clone()],
+            vec![epoch.clone()],
+        ));
+        out.push(el(
+            pick("current4", "current6"),
+            vec![addr.clone(), epoch.clone()],
             Vec::new(),
         ));
         if !sb.internet {
@@ -564,8 +581,19 @@ fn inet_table(config: &Config, elements: &BTreeMap<(Family, &'static str), Vec<S
         ],
     );
 
+    // Established connections pass on their first rules, so a policy
+    // change must not leave one running that the new policy forbids. A
+    // sandbox's connections carry its policy generation (`ct mark`, set by
+    // every accept below): a packet of one whose stamp is no longer current
+    // goes on to be judged as if new, and is stamped again if it passes.
+    // Narrowing a policy is then one element replaced, where deleting the
+    // connections would walk the whole conntrack table. Replies a sandbox
+    // sends (to an exposure's client, to a peer) are not its own
+    // connections and pass as before.
     let mut from = vec![
-        "ct state established,related accept".to_string(),
+        "ct direction reply ct state established,related accept".to_string(),
+        "ct state established,related ip saddr . ct mark @current4 accept".to_string(),
+        "ct state established,related ip6 saddr . ct mark @current6 accept".to_string(),
         "ct state invalid counter drop".to_string(),
     ];
     match config.isolation.inter_sandbox {
@@ -584,26 +612,7 @@ fn inet_table(config: &Config, elements: &BTreeMap<(Family, &'static str), Vec<S
     from.push("ip6 daddr @blocked6 counter drop".into());
     if let Some(up) = &net.uplink {
         from.push(format!("oifname != \"{up}\" counter drop"));
-        // Tenant rules, after every always-denied drop and the uplink check,
-        // so no rule can re-open them. The mark carries the source's tenant
-        // for these lookups only (as in to_peer) and is cleared before any
-        // verdict and before the packet goes on. Deny rules come before
-        // every accept; allow rules accept what internet egress would not.
-        from.push("meta mark set ip saddr map @tenant4".into());
-        from.push("meta mark set ip6 saddr map @tenant6".into());
-        for (set, verdict) in [("rule_deny", "drop"), ("rule_allow", "accept")] {
-            from.push(format!(
-                "meta mark . meta l4proto . th dport . ip daddr @{set}4 meta mark set 0x0 counter {verdict}"
-            ));
-            from.push(format!(
-                "meta mark . meta l4proto . th dport . ip6 daddr @{set}6 meta mark set 0x0 counter {verdict}"
-            ));
-        }
-        from.push("meta mark set 0x0".into());
-        from.push("ip saddr @internet4 counter accept".into());
-        from.push("ip6 saddr @internet6 counter accept".into());
-        from.push("ip saddr . meta l4proto . th dport @ports4 counter accept".into());
-        from.push("ip6 saddr . meta l4proto . th dport @ports6 counter accept".into());
+        from.extend(egress_verdicts(&SENT));
     }
     from.push("counter drop".into());
     write_chain(&mut t, "from_sandbox", None, &from);
@@ -618,8 +627,14 @@ fn inet_table(config: &Config, elements: &BTreeMap<(Family, &'static str), Vec<S
             &[
                 "meta mark set ip saddr map @tenant4".into(),
                 "meta mark set ip6 saddr map @tenant6".into(),
-                "meta mark . ip daddr @member4 meta mark set 0x0 counter accept".into(),
-                "meta mark . ip6 daddr @member6 meta mark set 0x0 counter accept".into(),
+                format!(
+                    "meta mark . ip daddr @member4 meta mark set 0x0 {} counter accept",
+                    SENT.stamp(4)
+                ),
+                format!(
+                    "meta mark . ip6 daddr @member6 meta mark set 0x0 {} counter accept",
+                    SENT.stamp(6)
+                ),
                 "meta mark set 0x0 counter drop".into(),
             ],
         );
@@ -627,17 +642,29 @@ fn inet_table(config: &Config, elements: &BTreeMap<(Family, &'static str), Vec<S
 
     // New connections towards a sandbox exist only through an exposure
     // (DNAT). Packets from sandboxes never get here: from_sandbox decided
-    // them already, exposure or not, so an exposure is no pivot.
+    // them already, exposure or not, so an exposure is no pivot. Replies to
+    // a sandbox's own connections pass while its stamp is current, and are
+    // judged again by its policy (reading the flow from the reply's side)
+    // when it is not.
     write_chain(
         &mut t,
         "to_sandbox",
         None,
         &[
-            "ct state established,related accept".into(),
+            "ct direction original ct state established,related accept".into(),
+            "ct state established,related ip daddr . ct mark @current4 accept".into(),
+            "ct state established,related ip6 daddr . ct mark @current6 accept".into(),
+            "ct state established,related jump stale_reply".into(),
             "ct status dnat accept".into(),
             "counter drop".into(),
         ],
     );
+    let mut stale = Vec::new();
+    if net.uplink.is_some() {
+        stale.extend(egress_verdicts(&RECEIVED));
+    }
+    stale.push("counter drop".into());
+    write_chain(&mut t, "stale_reply", None, &stale);
 
     write_chain(
         &mut t,
@@ -725,6 +752,99 @@ fn inet_table(config: &Config, elements: &BTreeMap<(Family, &'static str), Vec<S
     }
     t.push_str("}\n");
     t
+}
+
+/// Where a packet of a sandbox's outgoing connection carries the flow's
+/// fields: as sent by the sandbox, or as a reply it receives (addresses
+/// and ports swapped; a masqueraded reply is translated back before the
+/// forward hook).
+struct FlowSide {
+    /// `saddr` or `daddr`: the sandbox's address.
+    sandbox: &'static str,
+    /// The other end's address.
+    remote: &'static str,
+    /// The other end's port.
+    remote_port: &'static str,
+}
+
+const SENT: FlowSide = FlowSide {
+    sandbox: "saddr",
+    remote: "daddr",
+    remote_port: "th dport",
+};
+const RECEIVED: FlowSide = FlowSide {
+    sandbox: "daddr",
+    remote: "saddr",
+    remote_port: "th sport",
+};
+
+impl FlowSide {
+    /// `ip` or `ip6`.
+    fn ip(family: u8) -> &'static str {
+        if family == 4 {
+            "ip"
+        } else {
+            "ip6"
+        }
+    }
+
+    /// The statement that stamps the connection with the sandbox's current
+    /// policy generation.
+    fn stamp(&self, family: u8) -> String {
+        format!(
+            "ct mark set {} {} map @epoch{family}",
+            Self::ip(family),
+            self.sandbox
+        )
+    }
+}
+
+/// The egress policy of the sandbox at one end of a flow, after every
+/// always-denied drop and the uplink check: tenant rules (so no rule can
+/// re-open those drops), then internet egress and its ports. The packet
+/// mark carries the sandbox's tenant for the rule lookups only (as in
+/// to_peer) and is cleared before any verdict and before the packet goes
+/// on. Deny rules come before every accept; allow rules accept what
+/// internet egress would not. Every accept stamps the connection.
+fn egress_verdicts(side: &FlowSide) -> Vec<String> {
+    let FlowSide {
+        sandbox,
+        remote,
+        remote_port,
+    } = side;
+    let mut out = Vec::new();
+    for f in [4, 6] {
+        let ip = FlowSide::ip(f);
+        out.push(format!("meta mark set {ip} {sandbox} map @tenant{f}"));
+    }
+    for (set, verdict) in [("rule_deny", "drop"), ("rule_allow", "accept")] {
+        for f in [4, 6] {
+            let ip = FlowSide::ip(f);
+            let stamp = match verdict {
+                "accept" => format!("{} ", side.stamp(f)),
+                _ => String::new(),
+            };
+            out.push(format!(
+                "meta mark . meta l4proto . {remote_port} . {ip} {remote} @{set}{f} meta mark set 0x0 {stamp}counter {verdict}"
+            ));
+        }
+    }
+    out.push("meta mark set 0x0".into());
+    for f in [4, 6] {
+        let ip = FlowSide::ip(f);
+        out.push(format!(
+            "{ip} {sandbox} @internet{f} {} counter accept",
+            side.stamp(f)
+        ));
+    }
+    for f in [4, 6] {
+        let ip = FlowSide::ip(f);
+        out.push(format!(
+            "{ip} {sandbox} . meta l4proto . {remote_port} @ports{f} {} counter accept",
+            side.stamp(f)
+        ));
+    }
+    out
 }
 
 /// Routed mode: ARP from a sandbox may claim only its own address and MAC

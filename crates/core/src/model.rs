@@ -149,6 +149,15 @@ pub const GATEWAY6: Ipv6Addr = Ipv6Addr::new(0xfe80, 0, 0, 0, 0, 0, 0, 1);
 /// sandbox's (those begin with 02, [`sandbox_mac`]).
 pub const GATEWAY_MAC: MacAddr = MacAddr([0x06, 0, 0, 0, 0, 0x01]);
 
+/// The policy generation a new sandbox starts with.
+pub const FIRST_POLICY_EPOCH: u32 = 1;
+
+/// The generation after `epoch`: 0 is never one (no connection mark is),
+/// so the count wraps from `u32::MAX` to 1.
+pub fn next_policy_epoch(epoch: u32) -> u32 {
+    epoch.checked_add(1).unwrap_or(FIRST_POLICY_EPOCH)
+}
+
 /// A sandbox as the policy sees it.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Sandbox {
@@ -162,6 +171,11 @@ pub struct Sandbox {
     pub internet: bool,
     /// When non-empty, internet egress is narrowed to these.
     pub allow: Vec<PortRule>,
+    /// Generation of the policy above, never 0: it goes up each time the
+    /// policy narrows. Every connection the sandbox opens is stamped with
+    /// it (`ct mark`); one stamped with an older generation is judged again
+    /// by the current policy on its next packet. See [`crate::compile`].
+    pub policy_epoch: u32,
     /// Host ports forwarded to this sandbox.
     pub exposures: Vec<Exposure>,
     /// The interface palisade made: `Some` exactly when `kind` is `netns`

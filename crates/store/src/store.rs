@@ -130,6 +130,8 @@ pub struct SandboxRecord {
     pub kind: SandboxKind,
     pub internet: bool,
     pub allow: Vec<PortRule>,
+    /// Generation of the policy (see `Sandbox::policy_epoch`).
+    pub policy_epoch: u32,
     pub state: SandboxState,
     pub netns_created: bool,
     /// Host offset in the pools; `None` for sandboxes without networking.
@@ -158,6 +160,8 @@ pub struct TenantRuleRecord {
 pub struct PolicyColumns {
     pub internet: bool,
     pub allow: Vec<PortRule>,
+    /// The policy's generation (see `Sandbox::policy_epoch`).
+    pub epoch: u32,
 }
 
 fn allow_text(allow: &[PortRule]) -> String {
@@ -198,7 +202,8 @@ CREATE TABLE IF NOT EXISTS sandboxes (
     state TEXT NOT NULL,
     netns_created INTEGER NOT NULL,
     addr_offset INTEGER UNIQUE,
-    created_at TEXT NOT NULL
+    created_at TEXT NOT NULL,
+    policy_epoch INTEGER NOT NULL DEFAULT 1
 );
 CREATE INDEX IF NOT EXISTS sandboxes_unfinished ON sandboxes(state) WHERE state != 'ready';
 CREATE TABLE IF NOT EXISTS exposures (
@@ -247,7 +252,8 @@ const SELECT_RULE: &str = "SELECT r.id, t.name, r.tenant_id, r.action, r.proto, 
 const SELECT: &str =
     "SELECT s.id, s.name, t.name, s.tenant_id, s.kind, s.internet, s.allow, s.state,
     s.netns_created, s.addr_offset, s.created_at,
-    c.network, c.container_id, c.ifname, c.netns, c.host_port, c.bridge, c.mac, c.addrs
+    c.network, c.container_id, c.ifname, c.netns, c.host_port, c.bridge, c.mac, c.addrs,
+    s.policy_epoch
     FROM sandboxes s JOIN tenants t ON t.id = s.tenant_id
     LEFT JOIN cni_attachments c ON c.sandbox_id = s.id";
 
@@ -295,8 +301,43 @@ impl Store {
     pub fn open(dir: &Path) -> Result<Store, StoreError> {
         let (conn, path) = open_connection(dir)?;
         conn.execute_batch(SCHEMA)
-            .map_err(|source| StoreError::Open { path, source })?;
-        Ok(Store { conn })
+            .map_err(|source| StoreError::Open {
+                path: path.clone(),
+                source,
+            })?;
+        let mut store = Store { conn };
+        store.add_missing_columns()?;
+        Ok(store)
+    }
+
+    /// Adds the columns a database made by an earlier version lacks, with
+    /// their defaults (`CREATE TABLE IF NOT EXISTS` leaves its tables as
+    /// they are). One read when there is nothing to add.
+    fn add_missing_columns(&mut self) -> Result<(), StoreError> {
+        const ADDED: &[(&str, &str, &str)] =
+            &[("sandboxes", "policy_epoch", "INTEGER NOT NULL DEFAULT 1")];
+        let has = |conn: &Connection, table: &str, column: &str| {
+            conn.query_row(
+                "SELECT EXISTS(SELECT 1 FROM pragma_table_info(?1) WHERE name = ?2)",
+                [table, column],
+                |r| r.get::<_, bool>(0),
+            )
+            .map_err(q(format!("look up column {table}.{column}")))
+        };
+        for (table, column, decl) in ADDED {
+            if has(&self.conn, table, column)? {
+                continue;
+            }
+            // Checked again under the write lock: another process may have
+            // added it meanwhile.
+            let tx = self.write_transaction()?;
+            if !has(&tx, table, column)? {
+                tx.execute_batch(&format!("ALTER TABLE {table} ADD COLUMN {column} {decl}"))
+                    .map_err(q(format!("add column {table}.{column}")))?;
+            }
+            tx.commit().map_err(q("commit"))?;
+        }
+        Ok(())
     }
 
     /// Inserts a sandbox in state `creating`, with its tenant (created on
@@ -714,16 +755,17 @@ impl Store {
     ) -> Result<(), StoreError> {
         let tx = self.write_transaction()?;
         tx.execute(
-            "UPDATE sandboxes SET internet = ?1, allow = ?2 WHERE id = ?3",
-            params![next.internet, allow_text(&next.allow), id],
+            "UPDATE sandboxes SET internet = ?1, allow = ?2, policy_epoch = ?3 WHERE id = ?4",
+            params![next.internet, allow_text(&next.allow), next.epoch, id],
         )
         .map_err(q(format!("update the policy of sandbox {id}")))?;
         tx.execute(
             "INSERT INTO meta(key, value) VALUES ('pending_policy', ?1)
              ON CONFLICT(key) DO UPDATE SET value = excluded.value",
             [format!(
-                "{id}|{}|{}",
+                "{id}|{}|{}|{}",
                 u8::from(previous.internet),
+                previous.epoch,
                 allow_text(&previous.allow)
             )],
         )
@@ -741,8 +783,13 @@ impl Store {
         let tx = self.write_transaction()?;
         if let Some((id, previous)) = restore {
             tx.execute(
-                "UPDATE sandboxes SET internet = ?1, allow = ?2 WHERE id = ?3",
-                params![previous.internet, allow_text(&previous.allow), id],
+                "UPDATE sandboxes SET internet = ?1, allow = ?2, policy_epoch = ?3 WHERE id = ?4",
+                params![
+                    previous.internet,
+                    allow_text(&previous.allow),
+                    previous.epoch,
+                    id
+                ],
             )
             .map_err(q(format!("restore the policy of sandbox {id}")))?;
         }
@@ -768,10 +815,17 @@ impl Store {
             sandbox: "(policy journal)".into(),
             what: format!("pending_policy = {value:?}"),
         };
-        let mut parts = value.splitn(3, '|');
-        let (Some(id), Some(internet), Some(allow)) = (parts.next(), parts.next(), parts.next())
-        else {
-            return Err(corrupt());
+        // `id|internet|epoch|allow`; a journal written before policy
+        // generations existed lacks the epoch, which was then the first.
+        let parts: Vec<&str> = value.split('|').collect();
+        let (id, internet, epoch, allow) = match parts[..] {
+            [id, internet, epoch, allow] => (id, internet, Some(epoch), allow),
+            [id, internet, allow] => (id, internet, None, allow),
+            _ => return Err(corrupt()),
+        };
+        let epoch = match epoch {
+            None => palisade_core::model::FIRST_POLICY_EPOCH,
+            Some(e) => e.parse::<u32>().map_err(|_| corrupt())?,
         };
         let id: u64 = id.parse().map_err(|_| corrupt())?;
         let internet = match internet {
@@ -784,7 +838,14 @@ impl Store {
             .filter(|s| !s.is_empty())
             .map(|s| s.parse::<PortRule>().map_err(|_| corrupt()))
             .collect::<Result<_, _>>()?;
-        Ok(Some((id, PolicyColumns { internet, allow })))
+        Ok(Some((
+            id,
+            PolicyColumns {
+                internet,
+                allow,
+                epoch,
+            },
+        )))
     }
 
     /// Records a rule of `tenant` (creating the tenant on first use), unless
@@ -1033,6 +1094,7 @@ fn row_to_record(r: &Row<'_>) -> rusqlite::Result<Result<SandboxRecord, StoreErr
     let netns_created: bool = r.get(8)?;
     let offset: Option<u32> = r.get(9)?;
     let created_at: String = r.get(10)?;
+    let policy_epoch: u32 = r.get(19)?;
     let cni_columns: Option<[String; 8]> = match r.get::<_, Option<String>>(11)? {
         None => None,
         Some(network) => Some([
@@ -1066,6 +1128,7 @@ fn row_to_record(r: &Row<'_>) -> rusqlite::Result<Result<SandboxRecord, StoreErr
                 .filter(|s| !s.is_empty())
                 .map(|s| s.parse::<PortRule>().map_err(|e| corrupt(e.to_string())))
                 .collect::<Result<_, _>>()?,
+            policy_epoch,
             state: SandboxState::parse(&state)
                 .ok_or_else(|| corrupt(format!("state {state:?}")))?,
             netns_created,
@@ -1267,35 +1330,69 @@ mod tests {
             .insert_sandbox(&new("a", "t1", SandboxKind::Netns), RANGE)
             .unwrap();
         assert_eq!(s.pending_policy_update().unwrap(), None);
+        assert_eq!(a.policy_epoch, 1);
         let previous = PolicyColumns {
             internet: a.internet,
             allow: a.allow.clone(),
+            epoch: a.policy_epoch,
         };
         let next = PolicyColumns {
             internet: true,
             allow: vec!["tcp:443".parse().unwrap(), "udp:53".parse().unwrap()],
+            epoch: 2,
         };
         s.begin_policy_update(a.id, &previous, &next).unwrap();
         let stored = s.sandbox(&a.name).unwrap().unwrap();
         assert_eq!(stored.allow, next.allow);
+        assert_eq!(stored.policy_epoch, 2);
         assert_eq!(
             s.pending_policy_update().unwrap(),
             Some((a.id, previous.clone()))
         );
         // Kernel refused: the previous policy comes back, the journal goes.
         s.finish_policy_update(Some((a.id, &previous))).unwrap();
-        assert_eq!(s.sandbox(&a.name).unwrap().unwrap().allow, previous.allow);
+        let restored = s.sandbox(&a.name).unwrap().unwrap();
+        assert_eq!(restored.allow, previous.allow);
+        assert_eq!(restored.policy_epoch, 1);
         assert_eq!(s.pending_policy_update().unwrap(), None);
         // Success: the new policy stays.
         let open_all = PolicyColumns {
             internet: true,
             allow: vec![],
+            epoch: 1,
         };
         s.begin_policy_update(a.id, &previous, &open_all).unwrap();
         s.finish_policy_update(None).unwrap();
         let stored = s.sandbox(&a.name).unwrap().unwrap();
         assert!(stored.internet && stored.allow.is_empty());
         assert_eq!(s.pending_policy_update().unwrap(), None);
+    }
+
+    #[test]
+    fn a_database_from_before_policy_generations_gains_the_column() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = Store::open(dir.path()).unwrap();
+        let a = s
+            .insert_sandbox(&new("a", "t1", SandboxKind::Netns), RANGE)
+            .unwrap();
+        // As an earlier version left it: no column, and a journal entry in
+        // the old format.
+        s.conn
+            .execute_batch(
+                "ALTER TABLE sandboxes DROP COLUMN policy_epoch;
+                 INSERT INTO meta(key, value) VALUES ('pending_policy', '1|1|tcp:80');",
+            )
+            .unwrap();
+        drop(s);
+        let s = Store::open(dir.path()).unwrap();
+        assert_eq!(s.sandbox(&a.name).unwrap().unwrap().policy_epoch, 1);
+        let (id, previous) = s.pending_policy_update().unwrap().unwrap();
+        assert_eq!(id, 1);
+        assert_eq!(previous.epoch, 1);
+        assert_eq!(previous.allow, vec!["tcp:80".parse().unwrap()]);
+        // Opening again finds the column and adds nothing.
+        drop(s);
+        Store::open(dir.path()).unwrap();
     }
 
     #[test]

@@ -125,8 +125,8 @@ fn schemas() -> Value {
             "internet": b(), "allow": arr(s())
         })),
         "SandboxUpdate": obj(&[], json!({ "internet": b(), "allow": arr(s()), "revoke": arr(s()), "all_ports": b() })),
-        "SandboxUpdated": obj(&["sandbox", "changed", "connections_forgotten"], json!({
-            "sandbox": r("Sandbox"), "changed": b(), "connections_forgotten": int()
+        "SandboxUpdated": obj(&["sandbox", "changed", "narrowed"], json!({
+            "sandbox": r("Sandbox"), "changed": b(), "narrowed": b()
         })),
         "ExposureCreate": obj(&["port"], json!({
             "port": s(), "host_port": s(), "proto": { "enum": ["tcp", "udp"], "default": "tcp" }, "host_ip": s()

@@ -51,6 +51,7 @@ fn model_of(config: &Config, r: &SandboxRecord) -> Sandbox {
         kind: r.kind,
         internet: r.internet,
         allow: r.allow.clone(),
+        policy_epoch: r.policy_epoch,
         exposures: r.exposures.clone(),
         attachment: r.offset.map(|o| Sandbox::attachment_for(config, r.id, o)),
         cni: r.cni.clone(),

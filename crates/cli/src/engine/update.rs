@@ -3,15 +3,19 @@
 //!
 //! A change is the difference between the sandbox's elements before and
 //! after, applied as one atomic batch: O(1) whatever the number of
-//! sandboxes, and never a window with no policy. The store keeps the policy
-//! being replaced in a journal row until the kernel has the new one, so a
-//! crash in between is finished by the next command's repair.
+//! sandboxes, and never a window with no policy. A change that narrows the
+//! policy also moves the sandbox to its next policy generation (two more
+//! elements per address in the same batch), so its established connections
+//! are judged again by the new policy from their next packet on, without a
+//! walk of the conntrack table. The store keeps the policy being replaced
+//! in a journal row until the kernel has the new one, so a crash in between
+//! is finished by the next command's repair.
 
 use super::{faults, Engine, EngineError, SandboxView};
 use palisade_core::compile::sandbox_elements;
 use palisade_core::element::Element;
 use palisade_core::model::Sandbox;
-use palisade_core::model::SandboxKind;
+use palisade_core::model::{next_policy_epoch, SandboxKind};
 use palisade_core::names::SandboxName;
 use palisade_core::policy::PortRule;
 use palisade_store::PolicyColumns;
@@ -35,9 +39,10 @@ pub struct UpdateOutcome {
     pub sandbox: SandboxView,
     /// False when the request asked for the policy the sandbox already had.
     pub changed: bool,
-    /// Connections of the sandbox forgotten because the change narrowed its
-    /// policy (an established connection would otherwise outlive it).
-    pub connections_forgotten: usize,
+    /// The change took something away: the sandbox's established
+    /// connections are judged again by the new policy, and the ones it
+    /// forbids are dropped from their next packet on.
+    pub narrowed: bool,
 }
 
 impl Engine {
@@ -56,21 +61,29 @@ impl Engine {
         let previous = PolicyColumns {
             internet: record.internet,
             allow: record.allow.clone(),
+            epoch: record.policy_epoch,
         };
-        let next = self.next_policy(&record, &previous, req)?;
+        let mut next = self.next_policy(&record, &previous, req)?;
         let old_model = self.model(&record);
         if next == previous {
             return Ok(UpdateOutcome {
                 sandbox: SandboxView::new(&self.config, &record, &old_model),
                 changed: false,
-                connections_forgotten: 0,
+                narrowed: false,
             });
         }
-        let updated = palisade_store::SandboxRecord {
-            internet: next.internet,
-            allow: next.allow.clone(),
+        let with = |policy: &PolicyColumns| palisade_store::SandboxRecord {
+            internet: policy.internet,
+            allow: policy.allow.clone(),
+            policy_epoch: policy.epoch,
             ..record.clone()
         };
+        let (_, taken) = self.policy_diff(&old_model, &self.model(&with(&next)));
+        let narrowed = !taken.is_empty();
+        if narrowed {
+            next.epoch = next_policy_epoch(previous.epoch);
+        }
+        let updated = with(&next);
         let new_model = self.model(&updated);
         let (add, delete) = self.policy_diff(&old_model, &new_model);
 
@@ -91,15 +104,10 @@ impl Engine {
             return Err(failure);
         }
         self.store.finish_policy_update(None)?;
-        let connections_forgotten = if delete.is_empty() {
-            0
-        } else {
-            self.forget_sandbox_connections(&new_model)?
-        };
         Ok(UpdateOutcome {
             sandbox: SandboxView::new(&self.config, &updated, &new_model),
             changed: true,
-            connections_forgotten,
+            narrowed,
         })
     }
 
@@ -184,7 +192,11 @@ impl Engine {
                 "--internet needs network.uplink in the configuration (the host interface to masquerade through)".into(),
             ));
         }
-        Ok(PolicyColumns { internet, allow })
+        Ok(PolicyColumns {
+            internet,
+            allow,
+            epoch: previous.epoch,
+        })
     }
 
     /// Finishes a policy change that a crash interrupted: the kernel holds
@@ -203,6 +215,7 @@ impl Engine {
         let replaced = self.model(&palisade_store::SandboxRecord {
             internet: previous.internet,
             allow: previous.allow,
+            policy_epoch: previous.epoch,
             ..record.clone()
         });
         // Adding what is already there is not an error, so the whole stored
@@ -216,9 +229,6 @@ impl Engine {
                 source: Box::new(source),
             })?;
         self.store.finish_policy_update(None)?;
-        if !delete.is_empty() {
-            self.forget_sandbox_connections(&stored)?;
-        }
         Ok(Some(record.name.to_string()))
     }
 }

@@ -19,6 +19,7 @@ fn sandbox(config: &Config, id: u64, tenant_id: u32, internet: bool, allow: &[&s
             .iter()
             .map(|a| a.parse::<PortRule>().unwrap())
             .collect(),
+        policy_epoch: 1,
         exposures: Vec::new(),
         attachment: Some(Sandbox::attachment_for(config, id, id as u32 + 1)),
         cni: None,
@@ -35,6 +36,7 @@ fn cni_sandbox(id: u64, tenant_id: u32, bridge: &str, v6: bool) -> Sandbox {
         kind: SandboxKind::Cni,
         internet: false,
         allow: Vec::new(),
+        policy_epoch: 1,
         exposures: Vec::new(),
         attachment: None,
         cni: Some(crate::model::CniAttachment {
@@ -263,7 +265,7 @@ fn anti_spoofing_binds_interface_mac_and_addresses() {
 fn without_uplink_nothing_reaches_the_internet() {
     let c = config("");
     let r = compile(&c, &[sandbox(&c, 1, 1, false, &[])], &[]);
-    assert!(!r.tables.contains("@internet4 counter accept"));
+    assert!(!r.tables.contains("@internet4"));
     assert!(!r.tables.contains("masquerade"));
 }
 
@@ -272,8 +274,8 @@ fn blocked_before_internet_and_deny_before_allow() {
     let c = config(UPLINK);
     let t = compile(&c, &[], &[]).tables;
     let pos = |s: &str| t.find(s).unwrap_or_else(|| panic!("{s} missing"));
-    assert!(pos("@blocked4 counter drop") < pos("@internet4 counter accept"));
-    assert!(pos("@blocked6 counter drop") < pos("@ports6 counter accept"));
+    assert!(pos("@blocked4 counter drop") < pos("@internet4 ct mark set"));
+    assert!(pos("@blocked6 counter drop") < pos("@ports6 ct mark set"));
     assert!(pos("ip daddr @tenant4 counter drop") < pos("@blocked4"));
 }
 
@@ -336,7 +338,7 @@ fn rules_are_found_by_family_chain_and_position() {
     let r = compile(&c, &[], &[]);
     assert_eq!(
         r.rule(Family::Inet, "from_sandbox", 0),
-        Some("ct state established,related accept")
+        Some("ct direction reply ct state established,related accept")
     );
     assert_eq!(
         r.rule(Family::Inet, "sandbox_to_host", 2),
@@ -371,7 +373,8 @@ fn tenant_rules_are_elements_looked_up_after_every_always_denied_drop() {
     let t = &some.tables;
     let pos = |s: &str| t.find(s).unwrap_or_else(|| panic!("{s} missing"));
     let deny = pos("@rule_deny4 meta mark set 0x0 counter drop");
-    let allow = pos("@rule_allow6 meta mark set 0x0 counter accept");
+    let allow =
+        pos("@rule_allow6 meta mark set 0x0 ct mark set ip6 saddr map @epoch6 counter accept");
     for before in [
         "ip daddr @tenant4 counter drop",
         "ip daddr 10.200.0.0/16 counter drop",
@@ -386,11 +389,145 @@ fn tenant_rules_are_elements_looked_up_after_every_always_denied_drop() {
     // before the packet goes on.
     assert!(deny < allow);
     assert!(allow < pos("meta mark set 0x0\n"));
-    assert!(pos("meta mark set 0x0\n") < pos("ip saddr @internet4 counter accept"));
+    assert!(pos("meta mark set 0x0\n") < pos("ip saddr @internet4 ct mark set"));
     assert!(t.contains("set rule_allow6 {\n\t\ttype mark . inet_proto . inet_service . ipv6_addr\n\t\tflags interval\n"));
     // Without an uplink the sets exist (elements can always be added) but
     // nothing looks them up.
     let no_uplink = compile(&config(""), &[], &rules);
     assert!(no_uplink.tables.contains("set rule_deny4"));
     assert!(!no_uplink.tables.contains("@rule_deny4"));
+}
+
+/// The rules of `chain` in the inet table, as compiled.
+fn inet_chain(r: &Ruleset, chain: &str) -> Vec<String> {
+    (0..)
+        .map_while(|i| r.rule(Family::Inet, chain, i).map(str::to_string))
+        .collect()
+}
+
+#[test]
+fn every_accept_of_a_new_sandbox_connection_stamps_it_with_the_policy_generation() {
+    let c = config(&format!(
+        "{UPLINK}[isolation]\ninter_sandbox = \"same-tenant\"\n"
+    ));
+    let r = compile(&c, &[], &[]);
+    let mut stamped = 0;
+    for chain in ["from_sandbox", "to_peer", "stale_reply"] {
+        let side = if chain == "stale_reply" {
+            "daddr"
+        } else {
+            "saddr"
+        };
+        for rule in inet_chain(&r, chain) {
+            if !rule.ends_with("accept") || rule.contains("ct state established") {
+                continue;
+            }
+            let six = rule.contains("ip6 ") || rule.contains("@tenant6");
+            let (ip, f) = if six { ("ip6", 6) } else { ("ip", 4) };
+            let stamp = format!(" ct mark set {ip} {side} map @epoch{f} counter accept");
+            assert!(rule.ends_with(&stamp), "{chain}: {rule} does not stamp");
+            stamped += 1;
+        }
+    }
+    // from_sandbox and stale_reply: tenant allow, internet, ports (x2
+    // families); to_peer: members (x2).
+    assert_eq!(stamped, 6 + 6 + 2);
+}
+
+#[test]
+fn established_connections_pass_only_with_a_current_stamp() {
+    let c = config(UPLINK);
+    let r = compile(&c, &[], &[]);
+    let from = inet_chain(&r, "from_sandbox");
+    assert_eq!(
+        from[..4],
+        [
+            "ct direction reply ct state established,related accept",
+            "ct state established,related ip saddr . ct mark @current4 accept",
+            "ct state established,related ip6 saddr . ct mark @current6 accept",
+            "ct state invalid counter drop",
+        ]
+    );
+    // No other rule lets an established connection through unjudged.
+    assert!(from[4..].iter().all(|r| !r.contains("established")));
+    assert_eq!(
+        inet_chain(&r, "to_sandbox"),
+        [
+            "ct direction original ct state established,related accept",
+            "ct state established,related ip daddr . ct mark @current4 accept",
+            "ct state established,related ip6 daddr . ct mark @current6 accept",
+            "ct state established,related jump stale_reply",
+            "ct status dnat accept",
+            "counter drop",
+        ]
+    );
+}
+
+#[test]
+fn a_stale_reply_meets_the_egress_policy_read_from_the_reply_side() {
+    let c = config(UPLINK);
+    let r = compile(&c, &[], &[]);
+    let from = inet_chain(&r, "from_sandbox");
+    let start = from
+        .iter()
+        .position(|r| r == "oifname != \"up0\" counter drop")
+        .unwrap()
+        + 1;
+    let swapped: Vec<String> = from[start..]
+        .iter()
+        .map(|r| {
+            r.replace("saddr", "SANDBOX")
+                .replace("daddr", "saddr")
+                .replace("SANDBOX", "daddr")
+                .replace("th dport", "th sport")
+        })
+        .collect();
+    let stale = inet_chain(&r, "stale_reply");
+    assert_eq!(stale, swapped);
+    assert_eq!(stale.last().map(String::as_str), Some("counter drop"));
+    assert!(stale.len() > 10, "{stale:#?}");
+    // Without an uplink a sandbox has no egress to judge: stale replies drop.
+    let bare = compile(&config(""), &[], &[]);
+    assert_eq!(inet_chain(&bare, "stale_reply"), ["counter drop"]);
+}
+
+#[test]
+fn a_new_policy_generation_replaces_only_the_stamp_elements() {
+    let c = config(UPLINK);
+    let before = sandbox(&c, 3, 1, true, &["tcp:443"]);
+    let after = Sandbox {
+        policy_epoch: crate::model::next_policy_epoch(before.policy_epoch),
+        ..before.clone()
+    };
+    let old = sandbox_elements(&c, &before);
+    let new = sandbox_elements(&c, &after);
+    let gone: Vec<String> = old
+        .iter()
+        .filter(|e| !new.contains(e))
+        .map(|e| format!("{} {}", e.set, e.to_nft()))
+        .collect();
+    let added: Vec<String> = new
+        .iter()
+        .filter(|e| !old.contains(e))
+        .map(|e| format!("{} {}", e.set, e.to_nft()))
+        .collect();
+    assert_eq!(
+        gone,
+        [
+            "epoch4 10.200.0.4 : 0x00000001",
+            "current4 10.200.0.4 . 0x00000001",
+            "epoch6 fd70:616c:6973::4 : 0x00000001",
+            "current6 fd70:616c:6973::4 . 0x00000001",
+        ]
+    );
+    assert_eq!(
+        added,
+        [
+            "epoch4 10.200.0.4 : 0x00000002",
+            "current4 10.200.0.4 . 0x00000002",
+            "epoch6 fd70:616c:6973::4 : 0x00000002",
+            "current6 fd70:616c:6973::4 . 0x00000002",
+        ]
+    );
+    assert_eq!(crate::model::next_policy_epoch(u32::MAX), 1);
 }

@@ -164,7 +164,7 @@ pub struct SandboxUpdate {
 pub struct SandboxUpdated {
     pub sandbox: SandboxView,
     pub changed: bool,
-    pub connections_forgotten: usize,
+    pub narrowed: bool,
 }
 
 pub async fn update(
@@ -193,7 +193,7 @@ pub async fn update(
     Ok(Json(SandboxUpdated {
         sandbox: outcome.sandbox,
         changed: outcome.changed,
-        connections_forgotten: outcome.connections_forgotten,
+        narrowed: outcome.narrowed,
     }))
 }
 
