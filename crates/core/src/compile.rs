@@ -205,19 +205,11 @@ pub fn compile(config: &Config, sandboxes: &[Sandbox], rules: &[(u32, TenantRule
     }
 }
 
-/// Every element of these sandboxes and tenant rules: what the compiled
-/// tables hold in their sets beyond the static ones ([`compile`] with no
-/// sandboxes and no rules is the rest).
-pub fn all_elements(
-    config: &Config,
-    sandboxes: &[Sandbox],
-    rules: &[(u32, TenantRule)],
-) -> Vec<Element> {
-    each_element(config, sandboxes, rules).collect()
-}
-
-/// [`all_elements`] one at a time, for callers that keep only a digest of
-/// each (at 10,000 sandboxes there are about 100,000).
+/// Every element of these sandboxes and tenant rules, one at a time: what
+/// the compiled tables hold in their sets beyond the static ones
+/// ([`compile`] with no sandboxes and no rules is the rest). At 10,000
+/// sandboxes there are about 160,000, so callers encode or digest each
+/// rather than keep them.
 pub fn each_element<'a>(
     config: &'a Config,
     sandboxes: &'a [Sandbox],

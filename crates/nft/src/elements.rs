@@ -109,7 +109,16 @@ fn group(op: SetOp, elems: &[Element]) -> Vec<Group<'_>> {
 }
 
 /// Encodes one `NFTA_LIST_ELEM`: the key, and for adds to maps the data.
+#[cfg(test)]
 fn encode_element(e: &Element, with_data: bool) -> Result<Vec<u8>, NftError> {
+    let mut w = Writer::new();
+    encode_element_to(e, with_data, &mut w)?;
+    Ok(w.into_bytes())
+}
+
+/// Appends one `NFTA_LIST_ELEM` to `w`: the key, and for adds to maps the
+/// data.
+fn encode_element_to(e: &Element, with_data: bool, w: &mut Writer) -> Result<(), NftError> {
     let invalid = |reason: String| NftError::InvalidElement {
         family: e.family,
         set: e.set.to_string(),
@@ -122,7 +131,6 @@ fn encode_element(e: &Element, with_data: bool) -> Result<Vec<u8>, NftError> {
             key.len()
         )));
     }
-    let mut w = Writer::new();
     let elem = w.begin_nest(NFTA_LIST_ELEM);
     let k = w.begin_nest(NFTA_SET_ELEM_KEY);
     w.attr(NFTA_DATA_VALUE, &key);
@@ -153,14 +161,94 @@ fn encode_element(e: &Element, with_data: bool) -> Result<Vec<u8>, NftError> {
         w.end_nest(d);
     }
     w.end_nest(elem);
-    Ok(w.into_bytes())
+    Ok(())
+}
+
+/// The elements of one set under one operation, encoded as nests of at
+/// most [`MAX_ELEMENTS_NEST`] bytes; each nest is one message of the batch.
+struct Encoded<'a> {
+    op: SetOp,
+    family: Family,
+    table: &'a str,
+    set: &'a str,
+    nests: Vec<Vec<u8>>,
+}
+
+impl<'a> Encoded<'a> {
+    fn new(op: SetOp, family: Family, table: &'a str, set: &'a str) -> Self {
+        Encoded {
+            op,
+            family,
+            table,
+            set,
+            nests: Vec::new(),
+        }
+    }
+
+    /// Encodes `e` (in `scratch`) and appends it to the last nest, or to a
+    /// new one when it would not fit.
+    fn push(&mut self, e: &Element, scratch: &mut Writer) -> Result<(), NftError> {
+        scratch.clear();
+        encode_element_to(e, self.op == SetOp::Add, scratch)?;
+        let bytes = scratch.as_bytes();
+        match self.nests.last_mut() {
+            Some(nest) if nest.len() + bytes.len() <= MAX_ELEMENTS_NEST => {
+                nest.extend_from_slice(bytes)
+            }
+            _ => {
+                let mut nest = Vec::with_capacity(MAX_ELEMENTS_NEST.min(bytes.len() * 64));
+                nest.extend_from_slice(bytes);
+                self.nests.push(nest);
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Encodes additions one at a time into groups per (family, set), in the
+/// order [`group`] gives them.
+fn encode_additions(
+    elems: impl IntoIterator<Item = Element>,
+) -> Result<Vec<Encoded<'static>>, NftError> {
+    let mut by_set: BTreeMap<(Family, &'static str), Encoded<'static>> = BTreeMap::new();
+    let mut scratch = Writer::new();
+    for e in elems {
+        by_set
+            .entry((e.family, e.set))
+            .or_insert_with(|| Encoded::new(SetOp::Add, e.family, TABLE, e.set))
+            .push(&e, &mut scratch)?;
+    }
+    Ok(by_set.into_values().collect())
+}
+
+/// Encodes groups of elements for [`build_batch`].
+fn encode_groups<'a>(groups: &[Group<'a>]) -> Result<Vec<Encoded<'a>>, NftError> {
+    let mut scratch = Writer::new();
+    groups
+        .iter()
+        .map(|g| {
+            let mut out = Encoded::new(g.op, g.family, g.table, g.set);
+            for e in &g.elems {
+                out.push(e, &mut scratch)?;
+            }
+            Ok(out)
+        })
+        .collect()
 }
 
 /// Encodes a whole batch starting at sequence number `base`. Returns the
 /// bytes and, per sequence number from `base`, what its message was
 /// (`None` for the batch begin/end markers).
-fn build_batch(base: u32, groups: &[Group<'_>]) -> Result<(Vec<u8>, Vec<Option<Sent>>), NftError> {
-    let mut w = Writer::new();
+fn build_batch(base: u32, groups: &[Encoded<'_>]) -> (Vec<u8>, Vec<Option<Sent>>) {
+    // Sized up front: at 10,000 sandboxes the batch is megabytes, and
+    // growing it by doubling would hold up to twice that.
+    const PER_MESSAGE: usize = 128; // headers and names, generously
+    let size = groups
+        .iter()
+        .flat_map(|g| g.nests.iter().map(|n| n.len() + PER_MESSAGE))
+        .sum::<usize>()
+        + 2 * PER_MESSAGE;
+    let mut w = Writer::with_capacity(size);
     let mut sent = Vec::new();
     let mut seq = base;
 
@@ -181,26 +269,7 @@ fn build_batch(base: u32, groups: &[Group<'_>]) -> Result<(Vec<u8>, Vec<Option<S
             SetOp::Destroy => (NFT_MSG_DESTROYSETELEM, 0),
             SetOp::List => unreachable!("dumps are not batched"),
         };
-        let encoded = g
-            .elems
-            .iter()
-            .map(|e| encode_element(e, g.op == SetOp::Add))
-            .collect::<Result<Vec<_>, _>>()?;
-        let mut rest = &encoded[..];
-        while !rest.is_empty() {
-            // Take as many elements as fit in one nest (at least one).
-            let mut size = 0;
-            let mut take = 0;
-            for e in rest {
-                if take > 0 && size + e.len() > MAX_ELEMENTS_NEST {
-                    break;
-                }
-                size += e.len();
-                take += 1;
-            }
-            let (chunk, tail) = rest.split_at(take);
-            rest = tail;
-
+        for nest in &g.nests {
             seq = seq.wrapping_add(1);
             let m = w.begin_msg(
                 nft_type(msg),
@@ -212,9 +281,7 @@ fn build_batch(base: u32, groups: &[Group<'_>]) -> Result<(Vec<u8>, Vec<Option<S
             w.attr_strz(NFTA_SET_ELEM_LIST_TABLE, g.table);
             w.attr_strz(NFTA_SET_ELEM_LIST_SET, g.set);
             let n = w.begin_nest(NFTA_SET_ELEM_LIST_ELEMENTS);
-            for e in chunk {
-                w.raw(e);
-            }
+            w.raw(nest);
             w.end_nest(n);
             w.end_msg(m);
             sent.push(Some(Sent {
@@ -235,7 +302,7 @@ fn build_batch(base: u32, groups: &[Group<'_>]) -> Result<(Vec<u8>, Vec<Option<S
     );
     w.end_msg(m);
     sent.push(None);
-    Ok((w.into_bytes(), sent))
+    (w.into_bytes(), sent)
 }
 
 /// Acks received for one batch, by index from the batch's first sequence
@@ -491,11 +558,28 @@ impl NftSocket {
     /// Sends one batch and collects every ack. Returns the error of the
     /// earliest failed message (the kernel aborted the whole batch then).
     fn transact(&mut self, groups: &[Group<'_>]) -> Result<(), NftError> {
+        let encoded = encode_groups(groups)?;
+        self.transact_encoded(&encoded)
+    }
+
+    /// Adds every element `elems` yields as ONE transaction, encoding them
+    /// as they come: the caller need not hold them all (at 10,000
+    /// sandboxes, `init` rebuilding the tables adds about 160,000).
+    pub fn add_element_stream(
+        &mut self,
+        elems: impl IntoIterator<Item = Element>,
+    ) -> Result<(), NftError> {
+        let groups = encode_additions(elems)?;
+        self.transact_encoded(&groups)
+    }
+
+    /// Sends one encoded batch and collects every ack.
+    fn transact_encoded(&mut self, groups: &[Encoded<'_>]) -> Result<(), NftError> {
         if groups.is_empty() {
             return Ok(());
         }
         let base = self.next_seq(0);
-        let (bytes, sent) = build_batch(base, groups)?;
+        let (bytes, sent) = build_batch(base, groups);
         self.next_seq(sent.len() as u32);
         self.send(&bytes)?;
 
@@ -553,8 +637,8 @@ mod tests {
     #[test]
     fn big_groups_are_split_below_the_nest_limit() {
         let elems: Vec<_> = (0..10_000).map(elem).collect();
-        let groups = group(SetOp::Add, &elems);
-        let (bytes, sent) = build_batch(100, &groups).unwrap();
+        let groups = encode_groups(&group(SetOp::Add, &elems)).unwrap();
+        let (bytes, sent) = build_batch(100, &groups);
         assert!(
             sent.len() > 4,
             "expected several messages, got {}",
@@ -575,6 +659,20 @@ mod tests {
             }
         }
         assert_eq!(total, 10_000);
+    }
+
+    #[test]
+    fn streamed_additions_make_the_same_batch_as_a_slice() {
+        let mut elems: Vec<_> = (0..5_000).map(elem).collect();
+        // Several sets, interleaved as a sandbox at a time yields them.
+        for (i, e) in elems.iter_mut().enumerate() {
+            e.set = ["hosts", "other", "third"][i % 3];
+        }
+        let from_slice = encode_groups(&group(SetOp::Add, &elems)).unwrap();
+        let streamed = encode_additions(elems.clone()).unwrap();
+        assert_eq!(build_batch(7, &from_slice).0, build_batch(7, &streamed).0);
+        assert_eq!(streamed.len(), 3);
+        assert!(streamed.iter().all(|g| g.nests.len() > 1));
     }
 
     #[test]

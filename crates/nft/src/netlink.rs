@@ -87,6 +87,18 @@ impl Writer {
         Self::default()
     }
 
+    /// A writer that will not reallocate before `bytes` are written.
+    pub(crate) fn with_capacity(bytes: usize) -> Self {
+        Self {
+            buf: Vec::with_capacity(bytes),
+        }
+    }
+
+    /// Forgets what was written, keeping the allocation.
+    pub(crate) fn clear(&mut self) {
+        self.buf.clear();
+    }
+
     /// Bytes written so far.
     pub(crate) fn as_bytes(&self) -> &[u8] {
         &self.buf

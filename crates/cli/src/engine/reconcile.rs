@@ -151,15 +151,13 @@ impl Engine {
     fn rebuild_missing_tables(&mut self) -> Result<(), EngineError> {
         let skeleton = palisade_core::compile::compile(&self.config, &[], &[]).replace_script();
         palisade_nft::apply_script(&skeleton).map_err(|e| EngineError::Ruleset(Box::new(e)))?;
-        let models: Vec<_> = self
-            .ready_sandboxes()?
-            .into_iter()
-            .map(|(_, m)| m)
-            .collect();
+        let models = self.ready_models(None)?;
         let rules = self.compiled_rules()?;
-        let elements = palisade_core::compile::all_elements(&self.config, &models, &rules);
+        // Encoded as they are compiled: at 10,000 sandboxes the elements
+        // as values would take several times the batch's size.
+        let elements = palisade_core::compile::each_element(&self.config, &models, &rules);
         self.nft
-            .apply_elements(&elements, &[])
+            .add_element_stream(elements)
             .map_err(|e| EngineError::Ruleset(Box::new(e)))
     }
 

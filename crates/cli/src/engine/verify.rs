@@ -62,33 +62,36 @@ impl VerifyReport {
 impl Engine {
     /// Compares the kernel with the store, for one sandbox or all.
     pub fn verify(&mut self, only: Option<&str>) -> Result<VerifyReport, EngineError> {
-        let ready = self.ready_sandboxes()?;
-        let selected: Vec<_> = match only {
-            Some(name) => {
-                let name = palisade_core::names::SandboxName::new(name)?;
-                let found: Vec<_> = ready
-                    .iter()
-                    .filter(|(r, _)| r.name == name)
-                    .cloned()
-                    .collect();
-                if found.is_empty() {
-                    return Err(EngineError::NotFound(name.to_string()));
-                }
-                found
-            }
-            None => ready.clone(),
-        };
-        let models: Vec<_> = selected.iter().map(|(_, m)| m.clone()).collect();
+        let only_name = only
+            .map(palisade_core::names::SandboxName::new)
+            .transpose()?;
+        let models = self.ready_models(only_name.as_ref())?;
+        if let (Some(name), true) = (&only_name, models.is_empty()) {
+            return Err(EngineError::NotFound(name.to_string()));
+        }
         // Tenant rules are the tenants', not a sandbox's: always all of them.
         let rules = self.compiled_rules()?;
-        // Every compiled element as the bytes the kernel lists, per set;
-        // each set is then compared with its listing in one merge walk.
+        // The compiled elements. For the whole store, a digest per set: at
+        // 10,000 sandboxes there are about 160,000 elements, and holding
+        // them as values would take tens of megabytes. A set whose digest
+        // differs from the kernel's is compared element by element below.
+        // One sandbox's elements are few: kept as they are.
+        let digester = Digester::new();
+        let mut wanted_digests: HashMap<(Family, &'static str), Digest> = HashMap::new();
         let mut wanted_elements: HashMap<(Family, &'static str), Vec<SetElement>> = HashMap::new();
         for e in compile::each_element(&self.config, &models, &rules) {
-            wanted_elements
-                .entry((e.family, e.set))
-                .or_default()
-                .push(SetElement::of(&e));
+            let element = SetElement::of(&e);
+            if only.is_none() {
+                digester.add(
+                    wanted_digests.entry((e.family, e.set)).or_default(),
+                    &element,
+                );
+            } else {
+                wanted_elements
+                    .entry((e.family, e.set))
+                    .or_default()
+                    .push(element);
+            }
         }
         // The static part (tables, chains, rules, declarations, constant
         // sets) as the kernel holds it after loading it in a throwaway
@@ -110,20 +113,49 @@ impl Engine {
                 if !want.sets.contains_key(set) {
                     continue; // reported as an unexpected set
                 }
-                let mut expected = static_elements.remove(set).unwrap_or_default();
-                let key = wanted_elements
-                    .keys()
-                    .copied()
-                    .find(|&(f, s)| f == family && s == set);
-                if let Some(w) = key.and_then(|k| wanted_elements.remove(&k)) {
-                    expected.extend(w);
-                }
-                expected.sort_unstable();
-                expected.dedup();
+                let constant = static_elements.remove(set).unwrap_or_default();
                 let found = self
                     .nft
                     .list_set_elements(family, set)
                     .map_err(|e| EngineError::ReadBack(Box::new(e)))?;
+                let compiled_key = |(f, s): &(Family, &'static str)| *f == family && s == set;
+                if only.is_none() {
+                    let mut expected = wanted_digests
+                        .iter()
+                        .find(|(k, _)| compiled_key(k))
+                        .map(|(_, d)| *d)
+                        .unwrap_or_default();
+                    for e in &constant {
+                        digester.add(&mut expected, e);
+                    }
+                    let mut live = Digest::default();
+                    for e in &found {
+                        digester.add(&mut live, e);
+                    }
+                    if expected == live {
+                        cmp.elements_checked += expected.count;
+                        continue;
+                    }
+                }
+                // Element by element: the set's compiled elements (again,
+                // from the models, when only its digest was kept).
+                let mut expected = constant;
+                match wanted_elements
+                    .keys()
+                    .copied()
+                    .find(compiled_key)
+                    .and_then(|k| wanted_elements.remove(&k))
+                {
+                    Some(w) => expected.extend(w),
+                    None if only.is_none() => expected.extend(
+                        compile::each_element(&self.config, &models, &rules)
+                            .filter(|e| e.family == family && e.set == set)
+                            .map(|e| SetElement::of(&e)),
+                    ),
+                    None => {}
+                }
+                expected.sort_unstable();
+                expected.dedup();
                 // With one sandbox selected, the other sandboxes' elements
                 // are expected to be there and are not differences; the
                 // rules' anonymous sets are compared whole.
@@ -133,9 +165,16 @@ impl Engine {
         }
         if !cmp.missing_elements.is_empty() {
             // Name missing elements as nft writes them, where they were
-            // compiled (constant sets' elements stay in hex).
+            // compiled (constant sets' elements stay in hex). Only the sets
+            // that lack some: the others may hold 10,000 elements each.
+            let lacking: BTreeSet<(Family, String)> = cmp
+                .missing_elements
+                .iter()
+                .map(|(_, family, set, _)| (*family, set.clone()))
+                .collect();
             let texts: HashMap<(Family, &str, SetElement), String> =
                 compile::each_element(&self.config, &models, &rules)
+                    .filter(|e| lacking.contains(&(e.family, e.set.to_string())))
                     .map(|e| ((e.family, e.set, SetElement::of(&e)), e.to_nft()))
                     .collect();
             cmp.name_missing_elements(&texts);
@@ -152,7 +191,7 @@ impl Engine {
             .map_err(|e| EngineError::Rtnetlink(Box::new(e)))?
             .into_iter()
             .collect();
-        for (_, sb) in &selected {
+        for sb in &models {
             let iface = sb
                 .attachment
                 .as_ref()
@@ -180,7 +219,7 @@ impl Engine {
         }
         Ok(VerifyReport {
             sandbox: only.map(str::to_string),
-            sandboxes_checked: selected.len(),
+            sandboxes_checked: models.len(),
             rules_checked,
             elements_checked,
             differences,
@@ -209,6 +248,37 @@ impl Engine {
             out.push((family, snap.present, snap.rule_count(), elements));
         }
         Ok(out)
+    }
+}
+
+/// What a multiset of set elements adds up to: how many, and two sums of
+/// keyed 64-bit hashes. The keys are random per run, so no one can craft
+/// elements whose digest matches another set's; two different sets of
+/// elements meet by chance with a probability of about 2^-128.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+struct Digest {
+    count: usize,
+    sums: [u64; 2],
+}
+
+/// Adds elements to [`Digest`]s, with this run's keys.
+struct Digester {
+    keys: [std::hash::RandomState; 2],
+}
+
+impl Digester {
+    fn new() -> Self {
+        Digester {
+            keys: [std::hash::RandomState::new(), std::hash::RandomState::new()],
+        }
+    }
+
+    fn add(&self, digest: &mut Digest, e: &SetElement) {
+        use std::hash::BuildHasher;
+        digest.count += 1;
+        for (sum, key) in digest.sums.iter_mut().zip(&self.keys) {
+            *sum = sum.wrapping_add(key.hash_one(e));
+        }
     }
 }
 
@@ -408,4 +478,49 @@ fn render(e: &SetElement) -> String {
         s.push_str(" (end)");
     }
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn element(key: &[u8], data: Option<&[u8]>) -> SetElement {
+        SetElement {
+            key: key.to_vec(),
+            key_end: None,
+            data: data.map(<[u8]>::to_vec),
+            interval_end: false,
+        }
+    }
+
+    fn digest(d: &Digester, elems: &[SetElement]) -> Digest {
+        let mut out = Digest::default();
+        for e in elems {
+            d.add(&mut out, e);
+        }
+        out
+    }
+
+    #[test]
+    fn a_digest_ignores_order_and_sees_any_change() {
+        let d = Digester::new();
+        let set: Vec<_> = (0u32..1000)
+            .map(|i| element(&i.to_be_bytes(), Some(&[1, 0, 0, 0])))
+            .collect();
+        let mut shuffled = set.clone();
+        shuffled.reverse();
+        assert_eq!(digest(&d, &set), digest(&d, &shuffled));
+        // One map value changed, one element missing, one duplicated.
+        let mut value = set.clone();
+        value[500].data = Some(vec![2, 0, 0, 0]);
+        assert_ne!(digest(&d, &set), digest(&d, &value));
+        assert_ne!(digest(&d, &set), digest(&d, &set[1..]));
+        let mut twice = set.clone();
+        twice[1] = twice[0].clone();
+        assert_ne!(digest(&d, &set), digest(&d, &twice));
+        // A range end or the interval-end flag counts too.
+        let mut end = set.clone();
+        end[3].interval_end = true;
+        assert_ne!(digest(&d, &set), digest(&d, &end));
+    }
 }
