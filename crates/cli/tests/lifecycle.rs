@@ -677,3 +677,99 @@ fn routed_namespace_link_pins_neighbours_both_ways() {
     env.ok(&["sandbox", "destroy", &ns]);
     env.assert_empty();
 }
+
+/// Bridge mode: a retired veth gives its bridge port back at once, and a full
+/// bridge refuses the next sandbox with a clear error, creating nothing.
+#[test]
+fn bridge_ports_are_freed_at_destroy_and_a_full_bridge_fails_closed() {
+    let Some(env) = Env::new(
+        "bridge_ports_are_freed_at_destroy_and_a_full_bridge_fails_closed",
+        "[network]\nmode = \"bridge\"\n",
+    ) else {
+        return;
+    };
+    env.ok(&["init"]);
+    let bridge_ports = || -> Vec<String> {
+        env.lab
+            .run(|| {
+                let mut rtnl = palisade_link::Rtnl::open()?;
+                let bridge = rtnl.link_index(palisade_core::names::BRIDGE_IFACE)?;
+                let links = rtnl.list_links()?;
+                Ok::<_, palisade_link::LinkError>(
+                    links
+                        .into_iter()
+                        .filter(|l| l.master.is_some() && l.master == bridge)
+                        .map(|l| l.name)
+                        .collect(),
+                )
+            })
+            .unwrap()
+            .unwrap()
+    };
+    // An adopted namespace, so that its veth waits retired after the destroy.
+    let first = env.name("first");
+    palisade_link::create_named_netns(&first).unwrap();
+    let v = env.json(&["sandbox", "create", &first, "--tenant", "t", "--json"]);
+    let host_end = v["network"]["host_interface"].as_str().unwrap().to_string();
+    assert_eq!(bridge_ports(), vec![host_end.clone()], "control: a port");
+    env.ok(&["sandbox", "destroy", &first]);
+    assert_eq!(env.retired_links(), vec![host_end], "retired, not reaped");
+    assert_eq!(
+        bridge_ports(),
+        Vec::<String>::new(),
+        "its port is given back"
+    );
+
+    // Fill the bridge with veths to one free port (in one `ip` process).
+    let fillers = palisade::engine::BRIDGE_MAX_PORTS - 1;
+    let batch = std::env::temp_dir().join(format!("{}-fill.ip", env.name("b")));
+    let lines: String = (0..fillers)
+        .map(|i| format!("link add fill{i} master palisade0 type veth peer name fillp{i}\n"))
+        .collect();
+    std::fs::write(&batch, lines).unwrap();
+    let out = env
+        .lab
+        .command(
+            std::path::Path::new("ip"),
+            &["-batch", batch.to_str().unwrap()],
+            &[],
+        )
+        .unwrap();
+    let _ = std::fs::remove_file(&batch);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(bridge_ports().len(), fillers);
+
+    // The last port: taken only because the retired veth gave its own back.
+    let last = env.name("last");
+    env.ok(&["sandbox", "create", &last, "--tenant", "t"]);
+    let links_before = env.pal_links();
+    let over = env.name("over");
+    let out = env.palisade(&["sandbox", "create", &over, "--tenant", "t"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "a full bridge must refuse");
+    assert!(
+        stderr.contains("bridge palisade0: it is full") && stderr.contains("1023 ports"),
+        "{stderr}"
+    );
+    let names: Vec<String> = env
+        .json(&["sandbox", "list", "--json"])
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["name"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(names, vec![last.clone()], "the refused sandbox is not kept");
+    assert!(
+        !palisade_link::named_netns_exists(&over),
+        "its namespace is gone"
+    );
+    assert_eq!(env.pal_links(), links_before, "its veth is gone");
+    env.ok(&["verify"]);
+    env.ok(&["sandbox", "destroy", &last]);
+    env.assert_empty();
+    palisade_link::delete_named_netns(&first).unwrap();
+}

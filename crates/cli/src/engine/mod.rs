@@ -21,7 +21,7 @@ pub use cni::{CniAttachRequest, CniGcReport};
 pub use error::EngineError;
 pub use exposure::ExposeRequest;
 pub use lifecycle::{CreateRequest, DestroyOutcome};
-pub use plumbing::{RETIRED_LINKS_BATCH, RETIRED_LINK_GROUP};
+pub use plumbing::{BRIDGE_MAX_PORTS, RETIRED_LINKS_BATCH, RETIRED_LINK_GROUP};
 pub use probe::{
     Expect, ProbeOptions, ProbeReport, ProbeResult, SandboxProbes, DEFAULT_INTERNET_TARGETS,
 };

@@ -182,9 +182,17 @@ impl Engine {
                         sandbox: sb.name.to_string(),
                         why: format!("bridge {BRIDGE_IFACE} is missing; run palisade init"),
                     })?;
-                self.rtnl
-                    .set_master(index, bridge)
-                    .map_err(link_err(sb, "attach to the bridge"))?;
+                self.rtnl.set_master(index, bridge).map_err(|e| {
+                    let step = if e.errno() == Some(libc::EXFULL) {
+                        format!(
+                            "attach to bridge {BRIDGE_IFACE}: it is full (a Linux bridge \
+                             takes at most {BRIDGE_MAX_PORTS} ports; routed mode has no such limit)"
+                        )
+                    } else {
+                        "attach to the bridge".to_string()
+                    };
+                    link_err(sb, step)(e)
+                })?;
                 self.rtnl
                     .set_up(index)
                     .map_err(link_err(sb, "bring the interface up"))?;
@@ -387,6 +395,10 @@ impl Engine {
 /// [`Engine::reap_retired_links`] ("pald" in ASCII: unlikely to be an
 /// operator's group).
 pub const RETIRED_LINK_GROUP: u32 = 0x7061_6c64;
+
+/// Ports a Linux bridge takes (`BR_MAX_PORTS` less the reserved port 0):
+/// the most sandboxes bridge mode can hold at once.
+pub const BRIDGE_MAX_PORTS: usize = 1023;
 
 /// How many retired veths wait before a destroy deletes them all.
 pub const RETIRED_LINKS_BATCH: u64 = 64;
