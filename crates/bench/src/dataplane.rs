@@ -29,6 +29,52 @@ impl Ratio {
     }
 }
 
+/// Pause after the firewall is loaded or removed, before a timed run: the
+/// kernel frees the old tables, or rehashes the new sets, in deferred work
+/// that would otherwise share this 2-core machine with iperf3 and slow
+/// whichever side always follows the same change.
+const SETTLE: Duration = Duration::from_secs(1);
+
+/// `rounds` rounds of one run with the firewall and one without, starting
+/// with it loaded. The order alternates (with, without, without, with, ...)
+/// so that neither side is always measured first, and every change of the
+/// firewall (`set_loaded`) is followed by [`SETTLE`]. Leaves the firewall
+/// loaded.
+pub fn alternate(
+    pair: &Pair,
+    rounds: usize,
+    seconds: u32,
+    label: &str,
+    mut set_loaded: impl FnMut(bool) -> Result<()>,
+) -> Result<Ratio> {
+    let mut ratio = Ratio::default();
+    let mut loaded = true;
+    for round in 0..rounds {
+        for _ in 0..2 {
+            if loaded {
+                ratio.with.push(pair.gbits(seconds)?);
+            } else {
+                ratio.without.push(pair.gbits(seconds)?);
+            }
+            if ratio.with.len() + ratio.without.len() < 2 * (round + 1) {
+                loaded = !loaded;
+                set_loaded(loaded)?;
+                std::thread::sleep(SETTLE);
+            }
+        }
+        eprintln!(
+            "[{label}] data plane round {}: {:.2} Gbit/s with the firewall, {:.2} without",
+            round + 1,
+            ratio.with.last().copied().unwrap_or_default(),
+            ratio.without.last().copied().unwrap_or_default()
+        );
+    }
+    if !loaded {
+        set_loaded(true)?;
+    }
+    Ok(ratio)
+}
+
 /// An iperf3 server in one namespace and the client side in another.
 pub struct Pair {
     server: Child,

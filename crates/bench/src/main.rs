@@ -271,18 +271,18 @@ fn iptables_dataplane(args: &Args) -> Result<dataplane::Ratio> {
     let (client, server, ip) = dataplane::plain_pair()?;
     let pair = dataplane::Pair::start(client, server, ip)?;
     let saved = proc::run_quiet(Path::new("iptables-save"), &[])?;
-    let mut ratio = dataplane::Ratio::default();
-    for round in 0..args.dataplane_rounds {
-        ratio.with.push(pair.gbits(args.dataplane_seconds)?);
-        proc::run_quiet(Path::new("iptables"), &["-w", "-F", "FORWARD"])?;
-        ratio.without.push(pair.gbits(args.dataplane_seconds)?);
-        proc::run_timed(Path::new("iptables-restore"), &[], &[], Some(&saved))?;
-        eprintln!(
-            "[iptables] data plane round {}: {:.2} Gbit/s with the chains, {:.2} without",
-            round + 1,
-            ratio.with.last().copied().unwrap_or_default(),
-            ratio.without.last().copied().unwrap_or_default()
-        );
-    }
-    Ok(ratio)
+    dataplane::alternate(
+        &pair,
+        args.dataplane_rounds,
+        args.dataplane_seconds,
+        "iptables",
+        |loaded| {
+            if loaded {
+                proc::run_timed(Path::new("iptables-restore"), &[], &[], Some(&saved))?;
+            } else {
+                proc::run_quiet(Path::new("iptables"), &["-w", "-F", "FORWARD"])?;
+            }
+            Ok(())
+        },
+    )
 }

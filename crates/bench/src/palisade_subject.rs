@@ -309,21 +309,16 @@ impl Palisade {
             palisade_link::netns_path("dp-b"),
             server_ip,
         )?;
-        let mut ratio = crate::dataplane::Ratio::default();
-        for round in 0..rounds {
-            ratio.with.push(pair.gbits(seconds)?);
-            self.delete_tables()?;
-            ratio.without.push(pair.gbits(seconds)?);
-            self.engine = None;
-            let (engine, _) = Engine::open_init(self.config.clone(), &self.state_dir)?;
-            self.engine = Some(engine);
-            eprintln!(
-                "[palisade] data plane round {}: {:.2} Gbit/s with palisade, {:.2} without",
-                round + 1,
-                ratio.with.last().copied().unwrap_or_default(),
-                ratio.without.last().copied().unwrap_or_default()
-            );
-        }
+        let ratio = crate::dataplane::alternate(&pair, rounds, seconds, "palisade", |loaded| {
+            if loaded {
+                self.engine = None;
+                let (engine, _) = Engine::open_init(self.config.clone(), &self.state_dir)?;
+                self.engine = Some(engine);
+                Ok(())
+            } else {
+                self.delete_tables()
+            }
+        })?;
         drop(pair);
         for n in ["dp-a", "dp-b"] {
             self.destroy(n)?;
