@@ -360,6 +360,26 @@ fn reconcile_restores_table_links_and_removes_orphans() {
     let a = env.name("a");
     env.ok(&["sandbox", "create", &a, "--tenant", "t"]);
     let (ipv4, _) = env.addresses(&a);
+    let table_handle = || {
+        let out = env
+            .lab
+            .command(
+                std::path::Path::new("nft"),
+                &["-a", "list", "table", "inet", "palisade"],
+                &[],
+            )
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        let first = text.lines().next().unwrap_or_default().to_string();
+        assert!(first.contains("# handle"), "{text}");
+        first
+    };
+
+    // An intact table is left as it is: the same table, not a copy.
+    let before = table_handle();
+    let init = env.ok(&["init"]);
+    assert!(!init.contains("rebuilt"), "{init}");
+    assert_eq!(table_handle(), before, "init replaced an intact table");
 
     // Tampering with an element is drift that verify reports, with exit 1.
     env.lab
@@ -381,7 +401,24 @@ fn reconcile_restores_table_links_and_removes_orphans() {
     assert!(String::from_utf8_lossy(&out.stdout)
         .contains(&format!("missing element inet palisade tenant4 {ipv4}")));
     assert_eq!(env.json(&["status", "--json"])["drift"], true);
-    env.ok(&["init"]);
+    let init = env.ok(&["init"]);
+    assert!(init.contains("rebuilt"), "{init}");
+    env.ok(&["verify"]);
+
+    // So is a rule added to one of palisade's chains; init replaces the
+    // tables then.
+    env.lab
+        .command(
+            std::path::Path::new("nft"),
+            &["add", "rule", "inet", "palisade", "forward", "accept"],
+            &[],
+        )
+        .unwrap();
+    assert_eq!(env.palisade(&["verify"]).status.code(), Some(1));
+    let before = table_handle();
+    let init = env.ok(&["init"]);
+    assert!(init.contains("rebuilt"), "{init}");
+    assert_ne!(table_handle(), before, "the tampered table was kept");
     env.ok(&["verify"]);
 
     // A flushed ruleset is rebuilt by the next command.

@@ -53,6 +53,13 @@ pub struct VerifyReport {
     pub differences: Vec<Difference>,
 }
 
+/// The outcome of comparing palisade's tables alone.
+struct TablesChecked {
+    differences: Vec<Difference>,
+    rules_checked: usize,
+    elements_checked: usize,
+}
+
 impl VerifyReport {
     pub fn ok(&self) -> bool {
         self.differences.is_empty()
@@ -69,6 +76,72 @@ impl Engine {
         if let (Some(name), true) = (&only_name, models.is_empty()) {
             return Err(EngineError::NotFound(name.to_string()));
         }
+        let TablesChecked {
+            mut differences,
+            rules_checked,
+            elements_checked,
+        } = self.check_tables(only, &models)?;
+        // Interfaces and namespaces.
+        // Names only: a link dump costs O(k) per veth at scale.
+        let links: BTreeSet<String> = palisade_link::interface_names()
+            .map_err(|e| EngineError::Rtnetlink(Box::new(e)))?
+            .into_iter()
+            .collect();
+        for sb in &models {
+            let iface = sb
+                .attachment
+                .as_ref()
+                .map(|a| &a.host_iface)
+                .or(sb.cni.as_ref().map(|c| &c.host_port));
+            if let Some(iface) = iface {
+                if !links.contains(iface) {
+                    differences.push(Difference {
+                        kind: "missing",
+                        object: format!("interface {iface} of sandbox {}", sb.name),
+                        expected: None,
+                        found: None,
+                    });
+                }
+            }
+            if sb.kind == SandboxKind::Netns && !palisade_link::named_netns_exists(sb.name.as_str())
+            {
+                differences.push(Difference {
+                    kind: "missing",
+                    object: format!("network namespace {} of sandbox {}", sb.name, sb.name),
+                    expected: None,
+                    found: None,
+                });
+            }
+        }
+        Ok(VerifyReport {
+            sandbox: only.map(str::to_string),
+            sandboxes_checked: models.len(),
+            rules_checked,
+            elements_checked,
+            differences,
+        })
+    }
+
+    /// Whether palisade's tables in the kernel hold exactly what the store
+    /// compiles to (`init` leaves them alone then). Any failure to read
+    /// them back counts as a difference.
+    pub(super) fn tables_match_store(&mut self) -> bool {
+        match self
+            .ready_models(None)
+            .and_then(|models| self.check_tables(None, &models))
+        {
+            Ok(checked) => checked.differences.is_empty(),
+            Err(_) => false,
+        }
+    }
+
+    /// Compares palisade's tables in the kernel with what `models` (one
+    /// sandbox's, when `only` names it) and the tenant rules compile to.
+    fn check_tables(
+        &mut self,
+        only: Option<&str>,
+        models: &[palisade_core::model::Sandbox],
+    ) -> Result<TablesChecked, EngineError> {
         // Tenant rules are the tenants', not a sandbox's: always all of them.
         let rules = self.compiled_rules()?;
         // The compiled elements. For the whole store, a digest per set: at
@@ -79,7 +152,7 @@ impl Engine {
         let digester = Digester::new();
         let mut wanted_digests: HashMap<(Family, &'static str), Digest> = HashMap::new();
         let mut wanted_elements: HashMap<(Family, &'static str), Vec<SetElement>> = HashMap::new();
-        for e in compile::each_element(&self.config, &models, &rules) {
+        for e in compile::each_element(&self.config, models, &rules) {
             let element = SetElement::of(&e);
             if only.is_none() {
                 digester.add(
@@ -148,7 +221,7 @@ impl Engine {
                 {
                     Some(w) => expected.extend(w),
                     None if only.is_none() => expected.extend(
-                        compile::each_element(&self.config, &models, &rules)
+                        compile::each_element(&self.config, models, &rules)
                             .filter(|e| e.family == family && e.set == set)
                             .map(|e| SetElement::of(&e)),
                     ),
@@ -173,56 +246,16 @@ impl Engine {
                 .map(|(_, family, set, _)| (*family, set.clone()))
                 .collect();
             let texts: HashMap<(Family, &str, SetElement), String> =
-                compile::each_element(&self.config, &models, &rules)
+                compile::each_element(&self.config, models, &rules)
                     .filter(|e| lacking.contains(&(e.family, e.set.to_string())))
                     .map(|e| ((e.family, e.set, SetElement::of(&e)), e.to_nft()))
                     .collect();
             cmp.name_missing_elements(&texts);
         }
-        let Comparison {
-            mut differences,
-            rules_checked,
-            elements_checked,
-            ..
-        } = cmp;
-        // Interfaces and namespaces.
-        // Names only: a link dump costs O(k) per veth at scale.
-        let links: BTreeSet<String> = palisade_link::interface_names()
-            .map_err(|e| EngineError::Rtnetlink(Box::new(e)))?
-            .into_iter()
-            .collect();
-        for sb in &models {
-            let iface = sb
-                .attachment
-                .as_ref()
-                .map(|a| &a.host_iface)
-                .or(sb.cni.as_ref().map(|c| &c.host_port));
-            if let Some(iface) = iface {
-                if !links.contains(iface) {
-                    differences.push(Difference {
-                        kind: "missing",
-                        object: format!("interface {iface} of sandbox {}", sb.name),
-                        expected: None,
-                        found: None,
-                    });
-                }
-            }
-            if sb.kind == SandboxKind::Netns && !palisade_link::named_netns_exists(sb.name.as_str())
-            {
-                differences.push(Difference {
-                    kind: "missing",
-                    object: format!("network namespace {} of sandbox {}", sb.name, sb.name),
-                    expected: None,
-                    found: None,
-                });
-            }
-        }
-        Ok(VerifyReport {
-            sandbox: only.map(str::to_string),
-            sandboxes_checked: models.len(),
-            rules_checked,
-            elements_checked,
-            differences,
+        Ok(TablesChecked {
+            differences: cmp.differences,
+            rules_checked: cmp.rules_checked,
+            elements_checked: cmp.elements_checked,
         })
     }
 
