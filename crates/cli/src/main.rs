@@ -683,6 +683,10 @@ fn run(cli: Cli) -> Result<ExitCode> {
                     "no".to_string()
                 };
                 println!("drift            {drift}");
+                println!(
+                    "retired          {} interface(s) waiting to be reaped",
+                    s.retired_interfaces
+                );
                 println!("kernel features:");
                 for f in &s.features {
                     println!(

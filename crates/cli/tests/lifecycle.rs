@@ -195,8 +195,15 @@ fn retired_interfaces_are_reaped_in_batches() {
     env.ok(&["sandbox", "create", &n, "--tenant", "t"]);
     env.ok(&["sandbox", "destroy", &n]);
     assert_eq!(env.retired_links().len(), 1);
+    assert_eq!(env.json(&["status", "--json"])["retired_interfaces"], 1);
+    let text = String::from_utf8_lossy(&env.palisade(&["status"]).stdout).into_owned();
+    assert!(
+        text.contains("retired          1 interface(s) waiting to be reaped"),
+        "{text}"
+    );
     env.ok(&["init"]);
     assert_eq!(env.pal_links(), Vec::<String>::new());
+    assert_eq!(env.json(&["status", "--json"])["retired_interfaces"], 0);
     palisade_link::delete_named_netns(&n).unwrap();
 }
 

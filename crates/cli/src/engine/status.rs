@@ -62,6 +62,7 @@ impl Engine {
             sandboxes_per_tenant: per_tenant,
             drift: !verify.ok(),
             differences: verify.differences.len(),
+            retired_interfaces: self.store.retired_links()?,
             features,
         })
     }

@@ -85,6 +85,9 @@ pub struct StatusView {
     pub sandboxes_per_tenant: std::collections::BTreeMap<String, usize>,
     pub drift: bool,
     pub differences: usize,
+    /// Destroyed sandboxes' veths counted as retired since the last reap
+    /// (a veth whose namespace palisade deleted may already be gone with it).
+    pub retired_interfaces: u64,
     pub features: Vec<Feature>,
 }
 
