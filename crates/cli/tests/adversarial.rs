@@ -860,3 +860,118 @@ fn attack_12_failed_apply_leaves_nothing() {
     env.ok(&["sandbox", "destroy", &name]);
     env.assert_empty();
 }
+
+/// Attack 13: a destroyed sandbox whose namespace lives on (adopted, so not
+/// palisade's to delete) puts its address, routes and gateway back on the
+/// retired veth, which routed mode leaves up until the reap: nothing it
+/// sends gets anywhere.
+#[test]
+fn attack_13_retired_veth_passes_nothing() {
+    let Some(mut a) = Arena::new("attack_13_retired_veth_passes_nothing", "routed", &[]) else {
+        return;
+    };
+    let name = a.env.name("x");
+    palisade_link::create_named_netns(&name).unwrap();
+    a.env
+        .ok(&["sandbox", "create", &name, "--tenant", "a", "--internet"]);
+    a.names.push(name.clone());
+    let x = a.sb(0);
+    let gw = a.gateway_mac(&x);
+    let gw_mac = gw
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect::<Vec<_>>()
+        .join(":");
+    let targets = [IpAddr::from(World::INTERNET4), World::INTERNET6.into()];
+    let mut world = ListenerSet::new();
+    for ip in targets {
+        world.add(&a.world.path(), L4::Udp, sock(ip, 53)).unwrap();
+    }
+    for ip in targets {
+        assert!(
+            udp_exchange(&x.ns, sock(ip, 53), T).unwrap().reached(),
+            "control: the live sandbox reaches {ip}"
+        );
+    }
+    let reached_before = world.all_arrivals().len();
+    assert_eq!(reached_before, 2, "{:?}", arrivals(&world));
+
+    a.env.ok(&["sandbox", "destroy", &name]);
+    assert_eq!(a.env.retired_links(), vec![x.host_iface.clone()]);
+    let suffix = x.host_iface.strip_prefix("pal-").unwrap();
+    let gone = format!("gone-{suffix}")
+        .chars()
+        .take(15)
+        .collect::<String>();
+    let v4 = format!("{}/32", x.v4);
+    let v6 = format!("{}/128", x.v6);
+    for cmd in [
+        vec!["addr", "add", &v4, "dev", &gone],
+        vec!["addr", "add", &v6, "dev", &gone, "nodad"],
+        vec![
+            "neigh",
+            "replace",
+            "10.200.0.1",
+            "lladdr",
+            &gw_mac,
+            "dev",
+            &gone,
+            "nud",
+            "permanent",
+        ],
+        vec![
+            "neigh",
+            "replace",
+            "fe80::1",
+            "lladdr",
+            &gw_mac,
+            "dev",
+            &gone,
+            "nud",
+            "permanent",
+        ],
+        vec![
+            "route",
+            "replace",
+            "default",
+            "via",
+            "10.200.0.1",
+            "dev",
+            &gone,
+            "onlink",
+        ],
+        vec![
+            "-6", "route", "replace", "default", "via", "fe80::1", "dev", &gone,
+        ],
+    ] {
+        let mut args = vec!["-n", name.as_str()];
+        args.extend(cmd.iter().copied());
+        let out = a
+            .env
+            .lab
+            .command(std::path::Path::new("ip"), &args, &[])
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "ip {}: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    for ip in targets {
+        assert!(
+            !udp_exchange(&x.ns, sock(ip, 53), T).unwrap().reached(),
+            "the retired veth passed a packet to {ip}"
+        );
+    }
+    assert_eq!(
+        world.all_arrivals().len(),
+        reached_before,
+        "{:?}",
+        arrivals(&world)
+    );
+    a.env.ok(&["reap"]);
+    assert_eq!(a.env.retired_links(), Vec::<String>::new());
+    palisade_link::delete_named_netns(&name).unwrap();
+    a.finish();
+}

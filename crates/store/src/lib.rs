@@ -24,6 +24,6 @@ pub use audit::{
 };
 pub use lock::{StateLock, LOCK_FILE};
 pub use store::{
-    NewSandbox, PolicyColumns, SandboxRecord, SandboxState, Store, StoreError, TenantRuleRecord,
-    DB_FILE,
+    NewSandbox, PolicyColumns, RetiredLink, SandboxRecord, SandboxState, Store, StoreError,
+    TenantRuleRecord, DB_FILE,
 };

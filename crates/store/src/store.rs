@@ -183,10 +183,26 @@ fn read_retired_links(conn: &rusqlite::Connection) -> Result<u64, StoreError> {
     .map_err(q("count the retired interfaces"))
 }
 
+/// What a destroy did with the sandbox's veth, for the reap to finish.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RetiredLink<'a> {
+    /// No veth was retired (a tap, or nothing there).
+    None,
+    /// Set down in the graveyard group: the reap deletes it with the group.
+    SetDown,
+    /// Left up with its routes and policy gone (routed mode: setting it
+    /// down would cost a walk of the host's IPv6 routes on the destroy's
+    /// path). The reap sets it down into the group first.
+    LeftUp(&'a str),
+}
+
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS meta (
     key TEXT PRIMARY KEY,
     value TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS links_left_up (
+    name TEXT PRIMARY KEY
 );
 CREATE TABLE IF NOT EXISTS tenants (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -488,7 +504,11 @@ impl Store {
     /// marked released in the same transaction: connections of the old
     /// sandbox may still be tracked, and must be forgotten before the
     /// address is handed out again ([`Store::is_released`]).
-    pub fn delete_sandbox(&mut self, id: u64, retired_link: bool) -> Result<u64, StoreError> {
+    pub fn delete_sandbox(
+        &mut self,
+        id: u64,
+        retired_link: RetiredLink<'_>,
+    ) -> Result<u64, StoreError> {
         let tx = self.write_transaction()?;
         tx.execute(
             "INSERT OR IGNORE INTO released(addr_offset)
@@ -498,7 +518,14 @@ impl Store {
         .map_err(q(format!("mark the address of sandbox {id} released")))?;
         tx.execute("DELETE FROM sandboxes WHERE id = ?1", [id])
             .map_err(q(format!("delete sandbox {id}")))?;
-        if retired_link {
+        if let RetiredLink::LeftUp(name) = retired_link {
+            tx.execute(
+                "INSERT OR IGNORE INTO links_left_up(name) VALUES (?1)",
+                [name],
+            )
+            .map_err(q(format!("record retired interface {name}")))?;
+        }
+        if retired_link != RetiredLink::None {
             tx.execute(
                 "INSERT INTO meta(key, value) VALUES ('retired_links', '1')
                  ON CONFLICT(key) DO UPDATE SET value = CAST(value AS INTEGER) + 1",
@@ -517,12 +544,27 @@ impl Store {
         read_retired_links(&self.conn)
     }
 
+    /// Retired interfaces still up, for the reap to set down first.
+    pub fn links_left_up(&self) -> Result<Vec<String>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT name FROM links_left_up ORDER BY name")
+            .map_err(q("list the retired interfaces left up"))?;
+        let names = stmt
+            .query_map([], |r| r.get::<_, String>(0))
+            .and_then(|rows| rows.collect::<Result<Vec<_>, _>>())
+            .map_err(q("list the retired interfaces left up"))?;
+        Ok(names)
+    }
+
     /// The retired interfaces have been deleted.
     pub fn reset_retired_links(&mut self) -> Result<(), StoreError> {
-        self.conn
-            .execute("DELETE FROM meta WHERE key = 'retired_links'", [])
-            .map_err(q("reset the count of retired interfaces"))
-            .map(drop)
+        let tx = self.write_transaction()?;
+        tx.execute("DELETE FROM meta WHERE key = 'retired_links'", [])
+            .map_err(q("reset the count of retired interfaces"))?;
+        tx.execute("DELETE FROM links_left_up", [])
+            .map_err(q("forget the retired interfaces left up"))?;
+        tx.commit().map_err(q("commit"))
     }
 
     /// True when `offset` belonged to a destroyed sandbox whose connections
@@ -1296,7 +1338,7 @@ mod tests {
             2
         );
         assert!(s.cni_sandboxes("net2").unwrap().is_empty());
-        s.delete_sandbox(b.id, false).unwrap();
+        s.delete_sandbox(b.id, RetiredLink::None).unwrap();
         assert!(!s.bridge_in_use("br0", a.id).unwrap());
         assert!(s.cni_sandbox("bbb", "eth0").unwrap().is_none());
     }
@@ -1313,8 +1355,8 @@ mod tests {
             .unwrap();
         let o = a.offset.unwrap();
         assert!(!s.is_released(o).unwrap());
-        s.delete_sandbox(a.id, false).unwrap();
-        s.delete_sandbox(off.id, false).unwrap();
+        s.delete_sandbox(a.id, RetiredLink::None).unwrap();
+        s.delete_sandbox(off.id, RetiredLink::None).unwrap();
         assert!(s.is_released(o).unwrap());
         assert_eq!(s.released().unwrap(), vec![o]);
         s.clear_released(&[o]).unwrap();
@@ -1396,6 +1438,34 @@ mod tests {
     }
 
     #[test]
+    fn retired_links_are_counted_and_those_left_up_named_until_reset() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = Store::open(dir.path()).unwrap();
+        let ids: Vec<u64> = ["a", "b", "c"]
+            .iter()
+            .map(|n| {
+                s.insert_sandbox(&new(n, "t1", SandboxKind::Netns), RANGE)
+                    .unwrap()
+                    .id
+            })
+            .collect();
+        assert_eq!(s.delete_sandbox(ids[0], RetiredLink::None).unwrap(), 0);
+        assert_eq!(s.delete_sandbox(ids[1], RetiredLink::SetDown).unwrap(), 1);
+        assert_eq!(
+            s.delete_sandbox(ids[2], RetiredLink::LeftUp("pal-3"))
+                .unwrap(),
+            2
+        );
+        drop(s);
+        let mut s = Store::open(dir.path()).unwrap();
+        assert_eq!(s.retired_links().unwrap(), 2);
+        assert_eq!(s.links_left_up().unwrap(), vec!["pal-3".to_string()]);
+        s.reset_retired_links().unwrap();
+        assert_eq!(s.retired_links().unwrap(), 0);
+        assert_eq!(s.links_left_up().unwrap(), Vec::<String>::new());
+    }
+
+    #[test]
     fn insert_list_state_delete() {
         let dir = tempfile::tempdir().unwrap();
         let mut s = Store::open(dir.path()).unwrap();
@@ -1421,7 +1491,7 @@ mod tests {
             s.insert_sandbox(&new("a", "t1", SandboxKind::Netns), RANGE),
             Err(StoreError::NameTaken(_))
         ));
-        s.delete_sandbox(a.id, false).unwrap();
+        s.delete_sandbox(a.id, RetiredLink::None).unwrap();
         assert!(s
             .sandbox(&SandboxName::new("a").unwrap())
             .unwrap()
@@ -1474,7 +1544,7 @@ mod tests {
         assert_eq!(s.sandboxes().unwrap()[1].exposures.len(), 2);
         assert!(s.remove_exposure(a.id, &wide).unwrap());
         assert!(!s.remove_exposure(a.id, &wide).unwrap());
-        s.delete_sandbox(b.id, false).unwrap();
+        s.delete_sandbox(b.id, RetiredLink::None).unwrap();
         // The rows went with the sandbox: the port is free again.
         s.add_exposure(a.id, &exp(None, "8005-8010", "1-6"))
             .unwrap();
@@ -1598,7 +1668,7 @@ mod tests {
             .sandbox(&SandboxName::new("s0").unwrap())
             .unwrap()
             .unwrap();
-        s.delete_sandbox(first.id, false).unwrap();
+        s.delete_sandbox(first.id, RetiredLink::None).unwrap();
         let again = s
             .insert_sandbox(&new("again", "t", SandboxKind::Netns), RANGE)
             .unwrap();

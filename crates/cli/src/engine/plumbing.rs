@@ -305,33 +305,39 @@ impl Engine {
     /// set down: its carrier change would make the kernel walk every IPv6
     /// route of the host once more (see docs/benchmarks.md).
     ///
-    /// Returns whether a veth was retired (and now waits to be reaped).
+    /// In routed mode the host end is even left up until the reap: with
+    /// its routes and policy gone nothing is routed to it and the guard
+    /// drops all it sends, and going down would cost the destroy a walk of
+    /// every IPv6 route of the host (the reap pays it instead).
+    ///
+    /// Returns what was done with the veth, for the store and the reap.
     pub(super) fn detach(
         &mut self,
         sb: &Sandbox,
         netns_created: bool,
-    ) -> Result<bool, EngineError> {
-        let mut retired = false;
+    ) -> Result<Retired, EngineError> {
+        let mut retired = Retired::None;
         if let Some(att) = &sb.attachment {
             match sb.kind {
                 SandboxKind::Netns if self.config.network.mode == Mode::Routed => {
                     if !netns_created {
                         retire_peer(sb, &att.host_iface, PeerRetirement::Strip)?;
                     }
-                    self.unroute_sandbox(sb, &att.host_iface)?;
-                    retired = self
-                        .rtnl
-                        .retire_link(&att.host_iface, RETIRED_LINK_GROUP)
-                        .map_err(link_err(sb, format!("retire {}", att.host_iface)))?;
+                    if self.unroute_sandbox(sb, &att.host_iface)? {
+                        retired = Retired::LeftUp(att.host_iface.clone());
+                    }
                 }
                 SandboxKind::Netns => {
                     if !netns_created {
                         retire_peer(sb, &att.host_iface, PeerRetirement::SetDown)?;
                     }
-                    retired = self
+                    if self
                         .rtnl
                         .retire_link(&att.host_iface, RETIRED_LINK_GROUP)
-                        .map_err(link_err(sb, format!("retire {}", att.host_iface)))?;
+                        .map_err(link_err(sb, format!("retire {}", att.host_iface)))?
+                    {
+                        retired = Retired::SetDown;
+                    }
                 }
                 _ => {
                     self.rtnl
@@ -348,24 +354,24 @@ impl Engine {
     }
 
     /// Deletes the host's routes to a routed sandbox over its host end
-    /// `iface`, if both are there.
-    fn unroute_sandbox(&mut self, sb: &Sandbox, iface: &str) -> Result<(), EngineError> {
+    /// `iface`, if both are there. Returns whether the host end exists.
+    fn unroute_sandbox(&mut self, sb: &Sandbox, iface: &str) -> Result<bool, EngineError> {
         let Some(att) = &sb.attachment else {
-            return Ok(());
+            return Ok(false);
         };
         let Some(index) = self
             .rtnl
             .link_index(iface)
             .map_err(link_err(sb, format!("look up {iface}")))?
         else {
-            return Ok(());
+            return Ok(false);
         };
         for (dest, len) in [(IpAddr::V4(att.ipv4), 32), (IpAddr::V6(att.ipv6), 128)] {
             self.rtnl
                 .del_route(dest, len, index)
                 .map_err(link_err(sb, format!("delete the route to {dest}/{len}")))?;
         }
-        Ok(())
+        Ok(true)
     }
 
     /// How many retired interfaces wait to be reaped (as counted by
@@ -374,9 +380,16 @@ impl Engine {
         Ok(self.store.retired_links()?)
     }
 
-    /// Deletes every retired interface (and its peer) in one request.
-    /// Returns whether there were any.
+    /// Deletes every retired interface (and its peer) in one request, after
+    /// setting those left up down into the group. Returns whether there
+    /// were any.
     pub fn reap_retired_links(&mut self) -> Result<bool, EngineError> {
+        for name in self.store.links_left_up()? {
+            // Gone already (with a namespace palisade deleted): nothing to do.
+            self.rtnl
+                .retire_link(&name, RETIRED_LINK_GROUP)
+                .map_err(host_err(format!("retire {name}")))?;
+        }
         let reaped = self
             .rtnl
             .delete_group(RETIRED_LINK_GROUP)
@@ -388,6 +401,27 @@ impl Engine {
     /// Open rtnetlink handle, for reconcile.
     pub(super) fn rtnl(&mut self) -> &mut Rtnl {
         &mut self.rtnl
+    }
+}
+
+/// What [`Engine::detach`] did with a sandbox's veth.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) enum Retired {
+    /// No veth (a tap, deleted at once; or nothing there).
+    None,
+    /// Down, in [`RETIRED_LINK_GROUP`].
+    SetDown,
+    /// Routed mode: still up, its routes and policy gone.
+    LeftUp(String),
+}
+
+impl Retired {
+    pub(super) fn for_store(&self) -> palisade_store::RetiredLink<'_> {
+        match self {
+            Retired::None => palisade_store::RetiredLink::None,
+            Retired::SetDown => palisade_store::RetiredLink::SetDown,
+            Retired::LeftUp(name) => palisade_store::RetiredLink::LeftUp(name),
+        }
     }
 }
 

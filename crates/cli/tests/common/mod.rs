@@ -101,17 +101,49 @@ impl Env {
             .collect()
     }
 
-    /// Names of the retired sandbox interfaces (down, in the graveyard
-    /// group) waiting to be reaped.
+    /// Names of the retired sandbox interfaces waiting to be reaped: the
+    /// `pal-*` links of no sandbox in the store (routed mode leaves them up
+    /// until the reap, bridge mode sets them down into the graveyard group).
     #[allow(dead_code)]
     pub fn retired_links(&self) -> Vec<String> {
-        self.lab
-            .run(|| palisade_link::Rtnl::open().and_then(|mut r| r.list_links()))
-            .unwrap()
-            .unwrap()
+        let live = self.live_host_ends();
+        self.pal_links()
             .into_iter()
-            .filter(|l| l.group == palisade::engine::RETIRED_LINK_GROUP)
-            .map(|l| l.name)
+            .filter(|n| !live.contains(n))
+            .collect()
+    }
+
+    /// How many routes (any table) go through interface `name` on the lab
+    /// host; 0 if it is gone.
+    #[allow(dead_code)]
+    pub fn route_count_via(&self, name: &str, v6: bool) -> usize {
+        let family = if v6 { "-6" } else { "-4" };
+        let out = self
+            .lab
+            .command(
+                std::path::Path::new("ip"),
+                &[family, "route", "show", "table", "all", "dev", name],
+                &[],
+            )
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        if !out.status.success() && stderr.contains("Cannot find device") {
+            return 0;
+        }
+        assert!(out.status.success(), "ip route show dev {name}: {stderr}");
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter(|l| !l.trim().is_empty())
+            .count()
+    }
+
+    /// The host ends of the sandboxes in the store.
+    fn live_host_ends(&self) -> Vec<String> {
+        self.json(&["sandbox", "list", "--json"])
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|s| s["network"]["host_interface"].as_str().map(String::from))
             .collect()
     }
 
@@ -139,19 +171,23 @@ impl Env {
     pub fn assert_empty(&self) {
         let list = self.json(&["sandbox", "list", "--json"]);
         assert_eq!(list.as_array().unwrap().len(), 0, "records remain: {list}");
-        // Destroyed sandboxes' veths may wait retired (down, in the
-        // graveyard group, policy gone) for a batch deletion; nothing else.
-        let live: Vec<_> = self
-            .lab
-            .run(|| palisade_link::Rtnl::open().and_then(|mut r| r.list_links()))
-            .unwrap()
-            .unwrap()
-            .into_iter()
-            .filter(|l| l.name.starts_with("pal-"))
-            .filter(|l| l.up || l.group != palisade::engine::RETIRED_LINK_GROUP)
-            .map(|l| l.name)
-            .collect();
-        assert_eq!(live, Vec::<String>::new(), "interfaces remain, not retired");
+        // Destroyed sandboxes' veths may wait retired (policy and routes
+        // gone; down in the graveyard group, or in routed mode still up)
+        // for a batch deletion, as many as the store counts; nothing else.
+        let waiting = self.json(&["status", "--json"])["retired_interfaces"]
+            .as_u64()
+            .unwrap();
+        let left = self.pal_links();
+        assert!(
+            left.len() as u64 <= waiting,
+            "interfaces remain, more than the {waiting} retired: {left:?}"
+        );
+        for name in &left {
+            for v6 in [false, true] {
+                let routes = self.route_count_via(name, v6);
+                assert_eq!(routes, 0, "a retired {name} keeps routes");
+            }
+        }
         self.ok(&["reap"]);
         assert_eq!(
             self.pal_links(),
