@@ -53,10 +53,10 @@ enum Command {
     /// and reserved ranges, isolation.blocked, the sandbox pools).
     #[command(subcommand)]
     Rule(RuleCommand),
-    /// Delete the interfaces of destroyed sandboxes now. A destroy sets a
-    /// sandbox's veth down and retires it (it passes nothing); retired
-    /// interfaces are deleted 64 at a time, by init, by the daemon within a
-    /// second, or by this command.
+    /// Delete the interfaces of destroyed sandboxes now. A destroy retires a
+    /// sandbox's veth (its policy and routes gone, it passes nothing);
+    /// retired interfaces are deleted 64 at a time, by init, by the daemon
+    /// within a second, or by this command.
     Reap,
     /// Print the compiled ruleset as nft text: exactly what is applied.
     Ruleset,

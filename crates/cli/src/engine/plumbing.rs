@@ -288,9 +288,9 @@ impl Engine {
     /// Removes the sandbox's interface and, if palisade made it, its
     /// namespace. Idempotent: what is already gone is not an error.
     ///
-    /// A veth is retired rather than deleted: its host end is set down (it
-    /// passes nothing) and moved into the graveyard group, which
-    /// [`Engine::reap_retired_links`] deletes in one request. Deleting a
+    /// A veth is retired rather than deleted: its host end waits in the
+    /// graveyard group, which [`Engine::reap_retired_links`] deletes in one
+    /// request. Deleting a
     /// device one by one makes the kernel wait for RCU each time, 20-40 ms
     /// here; see docs/benchmarks.md. A retired host end keeps its `pal-`
     /// name, so the table's guard still drops whatever reaches it, and the
@@ -299,16 +299,14 @@ impl Engine {
     /// an `eth0` there again at once. Taps are deleted at once: their VMM
     /// may still hold them open.
     ///
-    /// In routed mode the host's routes to the sandbox are deleted first
-    /// (then the host end going down finds none to flush), and an adopted
-    /// namespace's peer is stripped of its addresses and routes rather than
-    /// set down: its carrier change would make the kernel walk every IPv6
-    /// route of the host once more (see docs/benchmarks.md).
-    ///
-    /// In routed mode the host end is even left up until the reap: with
-    /// its routes and policy gone nothing is routed to it and the guard
-    /// drops all it sends, and going down would cost the destroy a walk of
-    /// every IPv6 route of the host (the reap pays it instead).
+    /// In bridge mode the host end is set down into the group at once. In
+    /// routed mode no link of the host changes state: each change costs the
+    /// kernel a walk of every IPv6 route of the host (docs/benchmarks.md).
+    /// The host's routes to the sandbox are deleted, an adopted namespace's
+    /// peer is stripped of its addresses and routes rather than set down
+    /// (its carrier change would be a walk), and the host end is left up
+    /// until the reap sets it down into the group: with its routes and
+    /// policy gone nothing is routed to it and the guard drops all it sends.
     ///
     /// Returns what was done with the veth, for the store and the reap.
     pub(super) fn detach(
