@@ -905,47 +905,17 @@ fn attack_13_retired_veth_passes_nothing() {
         .collect::<String>();
     let v4 = format!("{}/32", x.v4);
     let v6 = format!("{}/128", x.v6);
+    let neigh = |ip: &str| format!("neigh replace {ip} lladdr {gw_mac} dev {gone} nud permanent");
     for cmd in [
-        vec!["addr", "add", &v4, "dev", &gone],
-        vec!["addr", "add", &v6, "dev", &gone, "nodad"],
-        vec![
-            "neigh",
-            "replace",
-            "10.200.0.1",
-            "lladdr",
-            &gw_mac,
-            "dev",
-            &gone,
-            "nud",
-            "permanent",
-        ],
-        vec![
-            "neigh",
-            "replace",
-            "fe80::1",
-            "lladdr",
-            &gw_mac,
-            "dev",
-            &gone,
-            "nud",
-            "permanent",
-        ],
-        vec![
-            "route",
-            "replace",
-            "default",
-            "via",
-            "10.200.0.1",
-            "dev",
-            &gone,
-            "onlink",
-        ],
-        vec![
-            "-6", "route", "replace", "default", "via", "fe80::1", "dev", &gone,
-        ],
+        format!("addr add {v4} dev {gone}"),
+        format!("addr add {v6} dev {gone} nodad"),
+        neigh("10.200.0.1"),
+        neigh("fe80::1"),
+        format!("route replace default via 10.200.0.1 dev {gone} onlink"),
+        format!("-6 route replace default via fe80::1 dev {gone}"),
     ] {
         let mut args = vec!["-n", name.as_str()];
-        args.extend(cmd.iter().copied());
+        args.extend(cmd.split_whitespace());
         let out = a
             .env
             .lab
