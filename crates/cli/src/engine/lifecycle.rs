@@ -216,7 +216,7 @@ impl Engine {
         // connections are forgotten before it is handed out again (in
         // `build`, or all at once by `init`), not here, where it would cost
         // a walk of the whole conntrack table on every destroy.
-        let waiting = self.store.delete_sandbox(record.id, retired.for_store())?;
+        let waiting = self.store.delete_sandbox(record.id, retired)?;
         if waiting >= super::plumbing::RETIRED_LINKS_BATCH {
             self.reap_retired_links()?;
         }

@@ -7,6 +7,7 @@ use palisade_core::element::MacAddr;
 use palisade_core::model::{Sandbox, SandboxKind, GATEWAY6, GATEWAY_MAC};
 use palisade_core::names::{BRIDGE_IFACE, SANDBOX_IFACE};
 use palisade_link::{LinkError, RouteSpec, Rtnl, VethSpec};
+use palisade_store::RetiredLink;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::os::fd::AsFd;
 
@@ -288,11 +289,10 @@ impl Engine {
     /// Removes the sandbox's interface and, if palisade made it, its
     /// namespace. Idempotent: what is already gone is not an error.
     ///
-    /// A veth is retired rather than deleted: its host end waits in the
-    /// graveyard group, which [`Engine::reap_retired_links`] deletes in one
-    /// request. Deleting a
-    /// device one by one makes the kernel wait for RCU each time, 20-40 ms
-    /// here; see docs/benchmarks.md. A retired host end keeps its `pal-`
+    /// A veth is retired rather than deleted: its host end waits for
+    /// [`Engine::reap_retired_links`], which deletes all of them in one
+    /// request. Deleting a device one by one makes the kernel wait for RCU
+    /// each time, 20-40 ms here; see docs/benchmarks.md. A retired host end keeps its `pal-`
     /// name, so the table's guard still drops whatever reaches it, and the
     /// name is never handed out again (ids are not reused). Inside an
     /// adopted namespace the peer is renamed, so that the runtime can attach
@@ -309,12 +309,12 @@ impl Engine {
     /// policy gone nothing is routed to it and the guard drops all it sends.
     ///
     /// Returns what was done with the veth, for the store and the reap.
-    pub(super) fn detach(
+    pub(super) fn detach<'sb>(
         &mut self,
-        sb: &Sandbox,
+        sb: &'sb Sandbox,
         netns_created: bool,
-    ) -> Result<Retired, EngineError> {
-        let mut retired = Retired::None;
+    ) -> Result<RetiredLink<'sb>, EngineError> {
+        let mut retired = RetiredLink::None;
         if let Some(att) = &sb.attachment {
             match sb.kind {
                 SandboxKind::Netns if self.config.network.mode == Mode::Routed => {
@@ -322,7 +322,7 @@ impl Engine {
                         retire_peer(sb, &att.host_iface, PeerRetirement::Strip)?;
                     }
                     if self.unroute_sandbox(sb, &att.host_iface)? {
-                        retired = Retired::LeftUp(att.host_iface.clone());
+                        retired = RetiredLink::LeftUp(&att.host_iface);
                     }
                 }
                 SandboxKind::Netns => {
@@ -334,7 +334,7 @@ impl Engine {
                         .retire_link(&att.host_iface, RETIRED_LINK_GROUP)
                         .map_err(link_err(sb, format!("retire {}", att.host_iface)))?
                     {
-                        retired = Retired::SetDown;
+                        retired = RetiredLink::SetDown;
                     }
                 }
                 _ => {
@@ -399,27 +399,6 @@ impl Engine {
     /// Open rtnetlink handle, for reconcile.
     pub(super) fn rtnl(&mut self) -> &mut Rtnl {
         &mut self.rtnl
-    }
-}
-
-/// What [`Engine::detach`] did with a sandbox's veth.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(super) enum Retired {
-    /// No veth (a tap, deleted at once; or nothing there).
-    None,
-    /// Down, in [`RETIRED_LINK_GROUP`].
-    SetDown,
-    /// Routed mode: still up, its routes and policy gone.
-    LeftUp(String),
-}
-
-impl Retired {
-    pub(super) fn for_store(&self) -> palisade_store::RetiredLink<'_> {
-        match self {
-            Retired::None => palisade_store::RetiredLink::None,
-            Retired::SetDown => palisade_store::RetiredLink::SetDown,
-            Retired::LeftUp(name) => palisade_store::RetiredLink::LeftUp(name),
-        }
     }
 }
 
