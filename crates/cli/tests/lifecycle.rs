@@ -815,6 +815,26 @@ fn bridge_ports_are_freed_at_destroy_and_a_full_bridge_fails_closed() {
         "its namespace is gone"
     );
     assert_eq!(live_links(), links_before, "its veth is gone or retired");
+    // Bridge mode retires a veth by setting it down into the graveyard group.
+    let retired = env.retired_links();
+    let leftovers: Vec<_> = env
+        .lab
+        .run(|| palisade_link::Rtnl::open().and_then(|mut r| r.list_links()))
+        .unwrap()
+        .unwrap()
+        .into_iter()
+        .filter(|l| retired.contains(&l.name))
+        .collect();
+    assert!(
+        !leftovers.is_empty(),
+        "control: the first sandbox's veth waits"
+    );
+    assert!(
+        leftovers
+            .iter()
+            .all(|l| !l.up && l.group == palisade::engine::RETIRED_LINK_GROUP),
+        "a retired bridge-mode veth must be down in the graveyard group: {leftovers:?}"
+    );
     assert_eq!(
         bridge_ports().len(),
         fillers + 1,
