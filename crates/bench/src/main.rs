@@ -9,6 +9,7 @@
 //! with it.
 
 mod dataplane;
+mod floor;
 mod lab;
 mod palisade_subject;
 mod peers;

@@ -305,6 +305,12 @@ impl Palisade {
         // left to overlap the timed attaches that follow, it would be
         // charged to them.
         std::thread::sleep(NAMESPACE_SETTLE);
+
+        // The kernel's floor under the timed attaches that follow, on the
+        // same host, last so that it too follows the pause.
+        let floor = crate::floor::attach_ms(reps)?;
+        eprintln!("[palisade]   floor_attach_ms: {floor:.2}");
+        point.extra.push(("floor_attach_ms".into(), floor));
         Ok(())
     }
 

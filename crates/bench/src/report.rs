@@ -30,6 +30,14 @@ fn cell(v: Option<f64>) -> String {
     }
 }
 
+/// A difference of two medians, which noise can make negative.
+fn signed_cell(v: Option<f64>) -> String {
+    match v {
+        Some(v) if v.is_finite() && v < 0.0 => format!("-{}", cell(Some(-v))),
+        _ => cell(v),
+    }
+}
+
 fn ratio(peer: Option<f64>, ours: Option<f64>) -> String {
     match (peer, ours) {
         (Some(p), Some(o)) if o > 0.0 => format!("{:.0}x", p / o),
@@ -114,6 +122,30 @@ pub fn render(outcomes: &[Outcome], levels: &[usize], reps: usize) -> String {
             cell(extra(p, "init_in_place_ms")),
             cell(extra(p, "rss_mib")),
             cell(extra(p, "cli_verify_peak_rss_mib")),
+        );
+    }
+    let _ = writeln!(w);
+
+    let _ = writeln!(
+        w,
+        "### palisade's attach beside the kernel's floor (the same veth, addresses and routes made directly, nothing else; same lab, same k)\n"
+    );
+    let _ = writeln!(
+        w,
+        "| k | palisade attach | kernel floor | palisade beyond the floor |"
+    );
+    let _ = writeln!(w, "|---:|---:|---:|---:|");
+    for &k in levels {
+        let p = point(pal, k);
+        let attach = p.map(|p| p.attach_ms);
+        let floor = extra(p, "floor_attach_ms");
+        let beyond = attach.zip(floor).map(|(a, f)| a - f);
+        let _ = writeln!(
+            w,
+            "| {k} | {} | {} | {} |",
+            cell(attach),
+            cell(floor),
+            signed_cell(beyond)
         );
     }
     let _ = writeln!(w);
@@ -277,4 +309,16 @@ pub fn render(outcomes: &[Outcome], levels: &[usize], reps: usize) -> String {
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_negative_difference_keeps_its_sign_and_precision() {
+        assert_eq!(signed_cell(Some(-0.123)), "-0.12");
+        assert_eq!(signed_cell(Some(12.34)), "12.3");
+        assert_eq!(signed_cell(None), "—");
+    }
 }

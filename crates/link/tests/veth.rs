@@ -129,3 +129,46 @@ fn bad_names_fail_before_the_kernel() {
     assert!(matches!(err, LinkError::InvalidArgument { .. }), "{err:?}");
     assert!(err.to_string().contains("15 bytes"), "{err}");
 }
+
+#[test]
+fn link_state_follows_the_peer_and_lookups_stay_in_their_namespace() {
+    if !root_or_skip("link_state_follows_the_peer_and_lookups_stay_in_their_namespace") {
+        return;
+    }
+    let lab = Lab::new();
+    let sbx = Lab::new();
+    let sbx_file = open_netns(&sbx.path).unwrap();
+    let mut rtnl = Rtnl::open_in(&lab.path).unwrap();
+    let host = rtnl
+        .create_veth(&VethSpec {
+            host_name: "vh-state".into(),
+            host_mac: None,
+            peer_name: "eth0".into(),
+            peer_mac: None,
+            peer_netns: Some(sbx_file.as_fd()),
+        })
+        .unwrap();
+    let mut inside = Rtnl::open_in(&sbx.path).unwrap();
+    let eth0 = inside.link_index("eth0").unwrap().unwrap();
+    // Each socket answers for its own namespace only.
+    assert_eq!(inside.link_index("vh-state").unwrap(), None);
+    assert_eq!(rtnl.link_index("eth0").unwrap(), None);
+
+    rtnl.set_up(host).unwrap();
+    assert!(
+        !rtnl.sync_link_state("vh-state").unwrap(),
+        "carrier with the peer down"
+    );
+    inside.set_up(eth0).unwrap();
+    // That the read also waits for the link watch is shown by the engine's
+    // lifecycle test: the multicast route it deletes right after appears
+    // only once the link watch has run.
+    assert!(
+        rtnl.sync_link_state("vh-state").unwrap(),
+        "no carrier with both ends up"
+    );
+
+    let err = rtnl.sync_link_state("vh-missing").unwrap_err();
+    assert_eq!(err.errno(), Some(libc::ENODEV), "{err:?}");
+    assert!(err.to_string().contains("vh-missing"), "{err}");
+}

@@ -209,7 +209,7 @@ impl Engine {
                 self.rtnl
                     .set_up(index)
                     .map_err(link_err(sb, "bring the interface up"))?;
-                self.drop_multicast_route(sb, index)?;
+                self.drop_multicast_route(sb, &iface, index)?;
                 let mac = sb.attachment.as_ref().map(|a| a.mac.0).unwrap_or_default();
                 for (dest, len) in [(IpAddr::V4(ipv4), 32), (IpAddr::V6(ipv6), 128)] {
                     self.route_to_sandbox(sb, index, dest, len, None)?;
@@ -253,11 +253,16 @@ impl Engine {
     /// sends no multicast there: both sides' neighbours are pinned.
     ///
     /// The kernel adds the route once the link's carrier change is
-    /// processed, which a request for the link forces (`RTM_GETLINK`
-    /// synchronises the link watch for that device).
-    fn drop_multicast_route(&mut self, sb: &Sandbox, index: u32) -> Result<(), EngineError> {
+    /// processed, which reading the link state forces (it synchronises the
+    /// link watch for that device).
+    fn drop_multicast_route(
+        &mut self,
+        sb: &Sandbox,
+        iface: &str,
+        index: u32,
+    ) -> Result<(), EngineError> {
         self.rtnl
-            .link_by_index(index)
+            .sync_link_state(iface)
             .map_err(link_err(sb, "wait for the link to come up"))?;
         self.rtnl
             .del_multicast_route(index)

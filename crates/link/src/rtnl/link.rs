@@ -55,17 +55,29 @@ pub struct VethSpec<'a> {
 
 impl Rtnl {
     /// Index of the interface called `name`, or `None` if there is none.
+    /// Asked over ioctl: the rtnetlink answer for a veth would make the
+    /// kernel look up its peer's namespace id (see `device_ioctl`).
     pub fn link_index(&mut self, name: &str) -> Result<Option<u32>> {
         validate_ifname("link_index", name)?;
-        let mut msg = LinkMessage::default();
-        msg.attributes.push(LinkAttribute::IfName(name.to_string()));
-        msg.attributes
-            .push(LinkAttribute::ExtMask(vec![LinkExtentMask::SkipStats]));
-        let ctx = Ctx {
+        super::device_ioctl::index_of(&self.devices, name).map_err(|source| LinkError::Socket {
             op: "look up link",
-            what: name,
-        };
-        Ok(self.get_link_summary(msg, &ctx)?.map(|l| l.index))
+            what: name.to_string(),
+            netns: self.netns.clone(),
+            source,
+        })
+    }
+
+    /// Waits until the kernel has processed any pending carrier change of
+    /// the interface `name` (the link watch runs such changes later, in a
+    /// worker), and says whether it has carrier.
+    pub fn sync_link_state(&mut self, name: &str) -> Result<bool> {
+        validate_ifname("sync_link_state", name)?;
+        super::device_ioctl::sync_carrier(&self.devices, name).map_err(|source| LinkError::Socket {
+            op: "read the link state of",
+            what: name.to_string(),
+            netns: self.netns.clone(),
+            source,
+        })
     }
 
     /// The interface called `name`, or `None` if there is none.

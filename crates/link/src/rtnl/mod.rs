@@ -11,6 +11,7 @@
 //! socket inside a namespace on a helper thread and hands it back, after
 //! which every request from any thread acts on that namespace.
 
+mod device_ioctl;
 mod link;
 mod neighbour;
 mod route;
@@ -19,7 +20,7 @@ pub use link::{LinkSummary, VethSpec};
 pub use route::RouteSpec;
 
 use std::io;
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::Path;
 
 use netlink_packet_core::{
@@ -46,6 +47,8 @@ const MAX_IFNAME: usize = 15;
 /// A synchronous `NETLINK_ROUTE` socket bound to one network namespace.
 pub struct Rtnl {
     sock: Socket,
+    /// For the device ioctls of `device_ioctl`, in the same namespace.
+    devices: OwnedFd,
     seq: u32,
     netns: String,
     buf: Vec<u8>,
@@ -98,8 +101,15 @@ impl Rtnl {
         // the kernel from echoing our whole request back inside each ack.
         let _ = sock.set_ext_ack(true);
         let _ = sock.set_cap_ack(true);
+        let devices = device_ioctl::device_socket().map_err(|e| LinkError::Socket {
+            op: "socket",
+            what: "device ioctls".to_string(),
+            netns: netns.clone(),
+            source: e,
+        })?;
         Ok(Rtnl {
             sock,
+            devices,
             seq: 0,
             netns: netns.clone(),
             buf: Vec::with_capacity(RECV_BUF),
