@@ -16,48 +16,86 @@ use std::time::Instant;
 /// The namespace the floor's sandbox end goes into (made untimed, as for
 /// palisade's adopted namespaces).
 const NETNS: &str = "floor";
-/// Not a `pal-` name: palisade's reconcile would take it for an orphan.
-const HOST_END: &str = "floor-host";
-const SANDBOX_END: &str = "eth0";
-/// Documentation addresses, outside palisade's pools; no packet is sent.
-const ADDR4: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 2);
+/// Repetitions the floor's address range holds.
+const MAX_REPS: usize = 250;
+/// Gateways of the floor's sandbox ends; their addresses are documentation
+/// addresses too, outside palisade's pools. No packet is sent.
 const GATEWAY4: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 1);
-const ADDR6: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 2);
 const GATEWAY6: Ipv6Addr = Ipv6Addr::new(0xfe80, 0, 0, 0, 0, 0, 0, 1);
 
-/// Median of `reps` floor attaches, in ms. Each is undone untimed.
+/// Median of `reps` floor attaches, in ms. They are undone together
+/// afterwards, untimed, as palisade's retired veths are: a deletion between
+/// two of them would leave the kernel's deferred work of freeing a device
+/// to the next. The caller lets the kernel settle before timing anything
+/// else.
 pub fn attach_ms(reps: usize) -> Result<f64> {
+    anyhow::ensure!(
+        reps <= MAX_REPS,
+        "the kernel floor takes at most {MAX_REPS} repetitions (one address each)"
+    );
     palisade_link::create_named_netns(NETNS).context("the floor's namespace")?;
+    let mut host = Rtnl::open()?;
     let timed = (0..reps)
-        .map(|_| attach_once())
+        .map(|rep| attach_once(&mut host, rep))
         .collect::<Result<Vec<f64>>>();
-    let cleaned = palisade_link::delete_named_netns(NETNS).context("the floor's namespace");
+    let mut cleaned = Ok(());
+    for rep in 0..reps {
+        // Both ends go with it; one never made is no error.
+        if let Err(e) = host.delete_link(&host_end(rep)) {
+            cleaned = Err(e);
+        }
+    }
+    let namespace = palisade_link::delete_named_netns(NETNS);
     let mut timed = timed?;
-    cleaned?;
+    cleaned.context("deleting the floor's veths")?;
+    namespace.context("the floor's namespace")?;
     Ok(median(&mut timed))
 }
 
-/// One attach: a veth into the namespace, the host end without an IPv6
-/// link-local address (as palisade's), both ends up, the sandbox end's
-/// addresses and default routes, the host's /32 and /128 routes to it.
-fn attach_once() -> Result<f64> {
+/// Not a `pal-` name: palisade's reconcile would take it for an orphan.
+fn host_end(rep: usize) -> String {
+    format!("floor-{rep}")
+}
+
+/// One attach: a veth into the namespace, both ends without an automatic
+/// IPv6 link-local address (as palisade's), both ends up, the host's /32
+/// and /128 routes to the sandbox end, its addresses and default routes.
+fn attach_once(host: &mut Rtnl, rep: usize) -> Result<f64> {
     let path = palisade_link::netns_path(NETNS);
     let ns = palisade_link::open_netns(&path)?;
-    let mut host = Rtnl::open()?;
+    let sandbox_end = format!("eth{rep}");
+    let host_end = host_end(rep);
+    let addr4 = Ipv4Addr::new(192, 0, 2, (2 + rep) as u8);
+    let addr6 = Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, (2 + rep) as u16);
     let t0 = Instant::now();
     let index = host.create_veth(&VethSpec {
-        host_name: HOST_END.into(),
+        host_name: host_end.clone(),
         host_mac: None,
-        peer_name: SANDBOX_END.into(),
+        peer_name: sandbox_end.clone(),
         peer_mac: None,
         peer_netns: Some(ns.as_fd()),
     })?;
+    // In palisade's order: the host end up while its peer is down, so that
+    // the kernel walks the host's IPv6 routes once, when the carrier comes.
+    host.disable_ipv6_autoconf_address(index)?;
+    host.set_up(index)?;
+    for (dest, len) in [(IpAddr::V4(addr4), 32), (IpAddr::V6(addr6), 128)] {
+        host.add_route(&RouteSpec {
+            dest,
+            prefix_len: len,
+            oif: index,
+            gateway: None,
+            onlink: false,
+            source: None,
+        })?;
+    }
     let mut inside = Rtnl::open_in(&path)?;
     let eth = inside
-        .link_index(SANDBOX_END)?
-        .context("the floor's eth0 right after its creation")?;
-    inside.add_address(eth, IpAddr::V4(ADDR4), 32)?;
-    inside.add_address(eth, IpAddr::V6(ADDR6), 128)?;
+        .link_index(&sandbox_end)?
+        .context("the floor's sandbox end right after its creation")?;
+    inside.disable_ipv6_autoconf_address(eth)?;
+    inside.add_address(eth, IpAddr::V4(addr4), 32)?;
+    inside.add_address(eth, IpAddr::V6(addr6), 128)?;
     inside.set_up(eth)?;
     for (dest, gateway, onlink) in [
         (
@@ -80,20 +118,7 @@ fn attach_once() -> Result<f64> {
             source: None,
         })?;
     }
-    host.disable_ipv6_autoconf_address(index)?;
-    host.set_up(index)?;
-    for (dest, len) in [(IpAddr::V4(ADDR4), 32), (IpAddr::V6(ADDR6), 128)] {
-        host.add_route(&RouteSpec {
-            dest,
-            prefix_len: len,
-            oif: index,
-            gateway: None,
-            onlink: false,
-            source: None,
-        })?;
-    }
-    let took = ms(t0.elapsed());
-    // Both ends go with it.
-    host.delete_link(HOST_END)?;
-    Ok(took)
+    // The link is ready once the kernel has processed the carrier change.
+    host.sync_link_state(&host_end)?;
+    Ok(ms(t0.elapsed()))
 }

@@ -307,10 +307,12 @@ impl Palisade {
         std::thread::sleep(NAMESPACE_SETTLE);
 
         // The kernel's floor under the timed attaches that follow, on the
-        // same host, last so that it too follows the pause.
+        // same host and after the same pause; then the pause again, for
+        // the kernel to free what the floor deleted.
         let floor = crate::floor::attach_ms(reps)?;
         eprintln!("[palisade]   floor_attach_ms: {floor:.2}");
         point.extra.push(("floor_attach_ms".into(), floor));
+        std::thread::sleep(NAMESPACE_SETTLE);
         Ok(())
     }
 
