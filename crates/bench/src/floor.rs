@@ -74,12 +74,11 @@ fn attach_once(host: &mut Rtnl, rep: usize) -> Result<f64> {
         peer_name: sandbox_end.clone(),
         peer_mac: None,
         peer_netns: Some(ns.as_fd()),
-        host_up: true,
     })?;
-    // In palisade's order: the host end created up while its peer is down,
-    // so that the kernel walks the host's IPv6 routes once, when the
-    // carrier comes.
+    // In palisade's order: the host end up while its peer is down, so that
+    // the kernel walks the host's IPv6 routes once, when the carrier comes.
     host.disable_ipv6_autoconf_address(index)?;
+    host.set_up(index)?;
     for (dest, len) in [(IpAddr::V4(addr4), 32), (IpAddr::V6(addr6), 128)] {
         host.add_route(&RouteSpec {
             dest,

@@ -49,7 +49,6 @@ pub fn add_uplink(name: &str) -> Result<()> {
         peer_name: format!("{name}-far"),
         peer_mac: None,
         peer_netns: None,
-        host_up: false,
     })?;
     rtnl.add_address(index, "198.51.100.1".parse()?, 24)?;
     rtnl.set_up(index)?;

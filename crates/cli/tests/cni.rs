@@ -522,7 +522,6 @@ fn spec_errors_versions_status_and_gc() {
                 host_name: format!("lv{}", std::process::id() % 100000),
                 peer_name: "eth0".into(),
                 peer_netns: Some(std::os::fd::AsFd::as_fd(&ns)),
-                host_up: false,
                 ..Default::default()
             };
             palisade_link::Rtnl::open()

@@ -154,7 +154,6 @@ impl Lab {
                 peer_name: World::WORLD_IFACE.to_string(),
                 peer_mac: Some(World::WORLD_MAC),
                 peer_netns: Some(world_fd.as_fd()),
-                host_up: false,
             })
             .ctx(|| {
                 format!(

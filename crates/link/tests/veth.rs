@@ -33,7 +33,6 @@ fn veth_peer_created_in_sandbox_namespace() {
         peer_name: "eth0".into(),
         peer_mac: Some(PEER_MAC),
         peer_netns: Some(sbx_file.as_fd()),
-        host_up: false,
     };
     let host_index = rtnl.create_veth(&spec).unwrap();
     assert_eq!(rtnl.link_index("vh-test0").unwrap(), Some(host_index));
@@ -147,7 +146,6 @@ fn link_state_follows_the_peer_and_lookups_stay_in_their_namespace() {
             peer_name: "eth0".into(),
             peer_mac: None,
             peer_netns: Some(sbx_file.as_fd()),
-            host_up: false,
         })
         .unwrap();
     let mut inside = Rtnl::open_in(&sbx.path).unwrap();
@@ -169,26 +167,6 @@ fn link_state_follows_the_peer_and_lookups_stay_in_their_namespace() {
         rtnl.sync_link_state("vh-state").unwrap(),
         "no carrier with both ends up"
     );
-
-    // Created up, the host end has no carrier until its peer comes up.
-    let up_at_birth = rtnl
-        .create_veth(&VethSpec {
-            host_name: "vh-born-up".into(),
-            host_mac: None,
-            peer_name: "eth1".into(),
-            peer_mac: None,
-            peer_netns: Some(sbx_file.as_fd()),
-            host_up: true,
-        })
-        .unwrap();
-    let born = rtnl.link_by_index(up_at_birth).unwrap().unwrap();
-    assert!(born.up, "host end created down: {born:?}");
-    assert!(
-        !rtnl.sync_link_state("vh-born-up").unwrap(),
-        "carrier with the peer down"
-    );
-    let eth1 = inside.link("eth1").unwrap().unwrap();
-    assert!(!eth1.up, "peer created up: {eth1:?}");
 
     let err = rtnl.sync_link_state("vh-missing").unwrap_err();
     assert_eq!(err.errno(), Some(libc::ENODEV), "{err:?}");

@@ -140,18 +140,17 @@ impl Engine {
                 peer_name: SANDBOX_IFACE.to_string(),
                 peer_mac: Some(att.mac.0),
                 peer_netns: Some(ns.as_fd()),
-                host_up: true,
             })
             .map_err(link_err(
                 sb,
                 format!("create veth {} <-> {SANDBOX_IFACE}", att.host_iface),
             ))?;
         faults::point("after-link")?;
-        // The host end is created up, and configured first, while its peer
-        // is down: it has no carrier, and the kernel walks every IPv6 route
-        // of the host once, when `eth0` comes up and brings the carrier (in
-        // its link watch), rather than twice (as the host end comes up,
-        // then again for its carrier change). See docs/benchmarks.md.
+        // The host end first, while its peer is down: it comes up without
+        // carrier, and the kernel walks every IPv6 route of the host once,
+        // when `eth0` comes up and brings the carrier (in its link watch),
+        // rather than twice (as the host end comes up, then again for its
+        // carrier change). See docs/benchmarks.md.
         self.configure_host_side(sb, index, att.ipv4, att.ipv6)?;
         let gateway = Gateway {
             ipv4: self.config.gateway4(),
@@ -225,8 +224,10 @@ impl Engine {
                 // every host end costs the kernel a walk over all of them
                 // for each one added or removed (IPv4 local route aliases,
                 // the IPv6 address hash chain, fe80::1's local route), and
-                // ARP or neighbour discovery have nothing to resolve. The
-                // host end was created up (`attach_veth`).
+                // ARP or neighbour discovery have nothing to resolve.
+                self.rtnl
+                    .set_up(index)
+                    .map_err(link_err(sb, "bring the interface up"))?;
                 let mac = sb.attachment.as_ref().map(|a| a.mac.0).unwrap_or_default();
                 for (dest, len) in [(IpAddr::V4(ipv4), 32), (IpAddr::V6(ipv6), 128)] {
                     self.route_to_sandbox(sb, index, dest, len, None)?;

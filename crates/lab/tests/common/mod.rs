@@ -27,7 +27,6 @@ pub fn linked_netns(
             peer_name: "eth0".into(),
             peer_mac: None,
             peer_netns: Some(fd.as_fd()),
-            host_up: false,
         })
         .unwrap();
     let eth = a.link_index("eth0").unwrap().unwrap();

@@ -48,11 +48,6 @@ pub struct VethSpec<'a> {
     pub peer_name: String,
     /// MAC of the other end; random if `None`.
     pub peer_mac: Option<[u8; 6]>,
-    /// Create the host end administratively up (the peer is always created
-    /// down): saves a request, and the kernel's notification of it, which
-    /// for a veth into another namespace walks every namespace id the host
-    /// has handed out. Without carrier until the peer comes up.
-    pub host_up: bool,
     /// Open namespace file (e.g. from [`crate::open_netns`]) in which the
     /// peer is created directly; `None` keeps it next to the host end.
     pub peer_netns: Option<BorrowedFd<'a>>,
@@ -163,10 +158,6 @@ impl Rtnl {
             peer.attributes.push(LinkAttribute::NetNsFd(fd.as_raw_fd()));
         }
         let mut msg = LinkMessage::default();
-        if spec.host_up {
-            msg.header.flags = LinkFlags::Up;
-            msg.header.change_mask = LinkFlags::Up;
-        }
         msg.attributes
             .push(LinkAttribute::IfName(spec.host_name.clone()));
         if let Some(mac) = spec.host_mac {
