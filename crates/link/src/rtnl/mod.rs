@@ -9,7 +9,9 @@
 //! A netlink socket belongs to the network namespace of the thread that
 //! created it, forever. [`Rtnl::open_in`] exploits that: it creates the
 //! socket inside a namespace on a helper thread and hands it back, after
-//! which every request from any thread acts on that namespace.
+//! which every request from any thread acts on that namespace. Two device
+//! queries (index by name, link state) go over ioctl on a second socket
+//! made alongside, in the same namespace (see `device_ioctl`).
 
 mod device_ioctl;
 mod link;
