@@ -13,11 +13,16 @@ use std::time::{Duration, Instant};
 
 const PORT: &str = "5201";
 
-/// Throughputs (Gbit/s) with the firewall loaded and without, per round.
+/// Throughputs (Gbit/s) per run: with the firewall loaded, without any,
+/// and (palisade only) with conntrack alone.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct Ratio {
     pub with: Vec<f64>,
     pub without: Vec<f64>,
+    /// One `ct state established,related accept` rule and nothing else:
+    /// what any stateful firewall pays before its own rules.
+    #[serde(default)]
+    pub conntrack: Vec<f64>,
 }
 
 impl Ratio {
@@ -27,6 +32,32 @@ impl Ratio {
         let without = median(&mut self.without.clone());
         (with, without, with / without)
     }
+
+    /// Median with conntrack alone and its ratio to the median without a
+    /// firewall, when that was measured.
+    pub fn conntrack_medians(&self) -> Option<(f64, f64)> {
+        if self.conntrack.is_empty() {
+            return None;
+        }
+        let alone = median(&mut self.conntrack.clone());
+        Some((alone, alone / median(&mut self.without.clone())))
+    }
+
+    fn runs_of(&mut self, state: Firewall) -> &mut Vec<f64> {
+        match state {
+            Firewall::Loaded => &mut self.with,
+            Firewall::Off => &mut self.without,
+            Firewall::ConntrackOnly => &mut self.conntrack,
+        }
+    }
+}
+
+/// What sits in the lab host's forwarding path during a run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Firewall {
+    Loaded,
+    Off,
+    ConntrackOnly,
 }
 
 /// Pause after the firewall is loaded or removed, before a timed run: the
@@ -35,42 +66,60 @@ impl Ratio {
 /// whichever side always follows the same change.
 const SETTLE: Duration = Duration::from_secs(1);
 
-/// `rounds` rounds of one run with the firewall and one without, starting
-/// with it loaded. The order alternates (with, without, without, with, ...)
-/// so that neither side is always measured first, and every change of the
-/// firewall (`set_loaded`) is followed by [`SETTLE`]. Leaves the firewall
-/// loaded.
+/// The order of the runs: each round runs every state once, odd rounds in
+/// reverse (A B C, C B A, A B C, ...), so that no state is always measured
+/// first or always right after the same change, and consecutive rounds
+/// share their boundary state (one change fewer).
+fn schedule(states: &[Firewall], rounds: usize) -> Vec<Firewall> {
+    (0..rounds)
+        .flat_map(|round| {
+            let mut order = states.to_vec();
+            if round % 2 == 1 {
+                order.reverse();
+            }
+            order
+        })
+        .collect()
+}
+
+/// `rounds` rounds of one run in each of `states` (the first must be
+/// [`Firewall::Loaded`], the state the lab is in on entry), ordered by
+/// [`schedule`]; every change (`set_state`) is followed by [`SETTLE`].
+/// Leaves the firewall loaded.
 pub fn alternate(
     pair: &Pair,
     rounds: usize,
     seconds: u32,
     label: &str,
-    mut set_loaded: impl FnMut(bool) -> Result<()>,
+    states: &[Firewall],
+    mut set_state: impl FnMut(Firewall) -> Result<()>,
 ) -> Result<Ratio> {
     let mut ratio = Ratio::default();
-    let mut loaded = true;
-    for round in 0..rounds {
-        for _ in 0..2 {
-            if loaded {
-                ratio.with.push(pair.gbits(seconds)?);
-            } else {
-                ratio.without.push(pair.gbits(seconds)?);
-            }
-            if ratio.with.len() + ratio.without.len() < 2 * (round + 1) {
-                loaded = !loaded;
-                set_loaded(loaded)?;
-                std::thread::sleep(SETTLE);
-            }
+    let mut current = Firewall::Loaded;
+    for (i, state) in schedule(states, rounds).into_iter().enumerate() {
+        if state != current {
+            set_state(state)?;
+            current = state;
+            std::thread::sleep(SETTLE);
         }
-        eprintln!(
-            "[{label}] data plane round {}: {:.2} Gbit/s with the firewall, {:.2} without",
-            round + 1,
-            ratio.with.last().copied().unwrap_or_default(),
-            ratio.without.last().copied().unwrap_or_default()
-        );
+        let gbits = pair.gbits(seconds)?;
+        ratio.runs_of(state).push(gbits);
+        if (i + 1) % states.len() == 0 {
+            let last = |v: &Vec<f64>| v.last().copied().unwrap_or_default();
+            let alone = match ratio.conntrack.last() {
+                Some(g) => format!(", {g:.2} with conntrack alone"),
+                None => String::new(),
+            };
+            eprintln!(
+                "[{label}] data plane round {}: {:.2} Gbit/s with the firewall, {:.2} without{alone}",
+                (i + 1) / states.len(),
+                last(&ratio.with),
+                last(&ratio.without),
+            );
+        }
     }
-    if !loaded {
-        set_loaded(true)?;
+    if current != Firewall::Loaded {
+        set_state(Firewall::Loaded)?;
     }
     Ok(ratio)
 }
@@ -218,4 +267,46 @@ pub fn plain_pair() -> Result<(PathBuf, PathBuf, String)> {
     let server = paths.pop().expect("two");
     let client = paths.pop().expect("two");
     Ok((client, server, "10.77.1.2".into()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use Firewall::*;
+
+    #[test]
+    fn rounds_run_every_state_once_and_alternate_direction() {
+        assert_eq!(
+            schedule(&[Loaded, Off, ConntrackOnly], 3),
+            [
+                Loaded,
+                Off,
+                ConntrackOnly,
+                ConntrackOnly,
+                Off,
+                Loaded,
+                Loaded,
+                Off,
+                ConntrackOnly
+            ]
+        );
+        assert_eq!(schedule(&[Loaded, Off], 2), [Loaded, Off, Off, Loaded]);
+    }
+
+    #[test]
+    fn the_conntrack_ratio_is_against_the_runs_without_a_firewall() {
+        let r = Ratio {
+            with: vec![9.0, 8.0, 10.0],
+            without: vec![10.0, 12.0, 11.0],
+            conntrack: vec![],
+        };
+        assert_eq!(r.conntrack_medians(), None);
+        let r = Ratio {
+            conntrack: vec![10.0, 9.9, 10.1],
+            ..r
+        };
+        let (alone, q) = r.conntrack_medians().expect("measured");
+        assert_eq!(alone, 10.0);
+        assert!((q - 10.0 / 11.0).abs() < 1e-12);
+    }
 }

@@ -277,8 +277,9 @@ fn iptables_dataplane(args: &Args) -> Result<dataplane::Ratio> {
         args.dataplane_rounds,
         args.dataplane_seconds,
         "iptables",
-        |loaded| {
-            if loaded {
+        &[dataplane::Firewall::Loaded, dataplane::Firewall::Off],
+        |state| {
+            if state == dataplane::Firewall::Loaded {
                 proc::run_timed(Path::new("iptables-restore"), &[], &[], Some(&saved))?;
             } else {
                 proc::run_quiet(Path::new("iptables"), &["-w", "-F", "FORWARD"])?;

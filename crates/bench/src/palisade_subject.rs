@@ -342,16 +342,38 @@ impl Palisade {
             palisade_link::netns_path("dp-b"),
             server_ip,
         )?;
-        let ratio = crate::dataplane::alternate(&pair, rounds, seconds, "palisade", |loaded| {
-            if loaded {
-                self.engine = None;
-                let (engine, _) = Engine::open_init(self.config.clone(), &self.state_dir)?;
-                self.engine = Some(engine);
+        use crate::dataplane::Firewall;
+        let states = [Firewall::Loaded, Firewall::Off, Firewall::ConntrackOnly];
+        let ratio =
+            crate::dataplane::alternate(&pair, rounds, seconds, "palisade", &states, |state| {
+                // From any state: palisade's tables and the reference
+                // table go first, then the state's own.
+                let tables = listed_tables()?;
+                let palisade = format!("table inet {}", palisade_core::element::TABLE);
+                if tables.contains(&palisade) {
+                    self.delete_tables()?;
+                }
+                if tables.contains(&format!("table inet {CONNTRACK_FLOOR_TABLE}")) {
+                    crate::proc::run_quiet(
+                        Path::new("nft"),
+                        &["delete", "table", "inet", CONNTRACK_FLOOR_TABLE],
+                    )?;
+                }
+                match state {
+                    Firewall::Loaded => {
+                        self.engine = None;
+                        let (engine, _) = Engine::open_init(self.config.clone(), &self.state_dir)?;
+                        self.engine = Some(engine);
+                    }
+                    Firewall::Off => {}
+                    Firewall::ConntrackOnly => {
+                        let script = conntrack_floor();
+                        let nft = Path::new("nft");
+                        crate::proc::run_timed(nft, &["-f", "-"], &[], Some(script.as_bytes()))?;
+                    }
+                }
                 Ok(())
-            } else {
-                self.delete_tables()
-            }
-        })?;
+            })?;
         drop(pair);
         for n in ["dp-a", "dp-b"] {
             self.destroy(n)?;
@@ -379,4 +401,23 @@ impl Subject for Palisade {
     fn at_level(&mut self, present: usize, point: &mut Point) -> Result<()> {
         self.measure_extras(present, point)
     }
+}
+
+/// The data plane's reference: conntrack with one rule, in a table of its
+/// own. Every stateful firewall pays at least this per packet.
+const CONNTRACK_FLOOR_TABLE: &str = "palisade_bench_conntrack";
+
+fn conntrack_floor() -> String {
+    format!(
+        "table inet {CONNTRACK_FLOOR_TABLE} {{\n\tchain forward {{\n\t\ttype filter hook forward priority filter; policy accept;\n\t\tct state established,related accept\n\t}}\n}}\n"
+    )
+}
+
+/// `nft list tables`, one `table <family> <name>` per entry.
+fn listed_tables() -> Result<Vec<String>> {
+    let out = crate::proc::run_quiet(Path::new("nft"), &["list", "tables"])?;
+    Ok(String::from_utf8_lossy(&out)
+        .lines()
+        .map(|l| l.trim().to_string())
+        .collect())
 }

@@ -173,6 +173,13 @@ pub fn render(outcomes: &[Outcome], levels: &[usize], reps: usize) -> String {
                 o.dataplane_present,
                 r.with.len()
             );
+            if let Some((alone, q)) = r.conntrack_medians() {
+                let _ = writeln!(
+                    w,
+                    "| conntrack alone (one rule: established accept), in the same runs | — | {alone:.2} | {without:.2} | {q:.3} | {} |",
+                    r.conntrack.len()
+                );
+            }
         }
     }
     let _ = writeln!(w);
