@@ -8,10 +8,10 @@
 
 mod common;
 
-use common::{tcp_listener, Env};
+use common::{hold, send_and_read, tcp_listener, Env};
 use palisade_lab::traffic::{tcp_connect, Listener};
 use palisade_lab::World;
-use std::net::{IpAddr, SocketAddr};
+use std::net::{IpAddr, SocketAddr, TcpListener};
 use std::path::Path;
 use std::time::Duration;
 
@@ -628,4 +628,104 @@ fn rules_survive_a_lost_table_and_verify_sees_changed_elements() {
     env.ok(&["init"]);
     env.ok(&["verify"]);
     env.ok(&["sandbox", "destroy", &s]);
+}
+
+#[test]
+fn narrowing_rules_end_the_tenants_established_connections_they_forbid() {
+    let Some(env) = Env::new(
+        "narrowing_rules_end_the_tenants_established_connections_they_forbid",
+        CONFIG,
+    ) else {
+        return;
+    };
+    let world = env.lab.add_world().unwrap();
+    // One listener per port; `hold` accepts the connection it just made.
+    let [denied, kept, allowed]: [TcpListener; 3] = world
+        .run(|| [8443u16, 9443, 7443].map(|p| TcpListener::bind((World::INTERNET4, p)).unwrap()))
+        .unwrap();
+    let acme = env.name("acme");
+    let beta = env.name("beta");
+    let solo = env.name("solo");
+    env.ok(&["sandbox", "create", &acme, "--tenant", "acme", "--internet"]);
+    env.ok(&["sandbox", "create", &beta, "--tenant", "beta", "--internet"]);
+    env.ok(&["sandbox", "create", &solo, "--tenant", "solo"]);
+
+    // A deny rule added for acme ends acme's connection to what it denies,
+    // in both directions, and keeps its other connection and beta's
+    // connection to the same destination.
+    let (mut held, mut held_server) = hold(&acme, &denied, 8443);
+    let (mut kept_conn, mut kept_server) = hold(&acme, &kept, 9443);
+    let (mut beta_conn, mut beta_server) = hold(&beta, &denied, 8443);
+    let cidr = format!("{}/32", World::INTERNET4);
+    env.ok(&[
+        "rule", "add", "--tenant", "acme", "--deny", "--proto", "tcp", "--port", "8443", "--cidr",
+        &cidr,
+    ]);
+    assert_eq!(send_and_read(&mut held, &mut held_server, b"x"), None);
+    assert_eq!(send_and_read(&mut held_server, &mut held, b"y"), None);
+    assert_eq!(
+        send_and_read(&mut kept_conn, &mut kept_server, b"k"),
+        Some(b"k".to_vec())
+    );
+    assert_eq!(
+        send_and_read(&mut kept_server, &mut kept_conn, b"l"),
+        Some(b"l".to_vec())
+    );
+    assert_eq!(
+        send_and_read(&mut beta_conn, &mut beta_server, b"b"),
+        Some(b"b".to_vec())
+    );
+    env.ok(&["verify"]);
+
+    // An allow rule removed from solo's tenant (solo has no --internet)
+    // ends the connection only that rule allowed.
+    let v = env.json(&[
+        "rule", "add", "--tenant", "solo", "--allow", "--proto", "tcp", "--port", "7443", "--cidr",
+        &cidr, "--json",
+    ]);
+    let (mut solo_conn, mut solo_server) = hold(&solo, &allowed, 7443);
+    env.ok(&["rule", "remove", "--tenant", "solo", &rule_id(&v)]);
+    assert_eq!(send_and_read(&mut solo_conn, &mut solo_server, b"s"), None);
+    assert_eq!(
+        send_and_read(&mut beta_conn, &mut beta_server, b"c"),
+        Some(b"c".to_vec())
+    );
+    env.ok(&["verify"]);
+
+    // Killed between the journal (which has the sandboxes' next generation)
+    // and the kernel: the next command finishes the change, and verify
+    // agrees with the store.
+    let (mut kept_again, mut kept_again_server) = (kept_conn, kept_server);
+    let out = env.palisade_env(
+        &[
+            "rule", "add", "--tenant", "acme", "--deny", "--proto", "tcp", "--port", "9443",
+            "--cidr", &cidr,
+        ],
+        &[("PALISADE_CRASH_AT", "rule-after-journal")],
+    );
+    assert!(!out.status.success());
+    env.ok(&["sandbox", "list"]);
+    env.ok(&["verify"]);
+    assert_eq!(
+        send_and_read(&mut kept_again, &mut kept_again_server, b"z"),
+        None
+    );
+
+    // A refused batch leaves the store's generations and the kernel as
+    // they were.
+    let before = env.json(&["sandbox", "show", &beta, "--json"]);
+    let out = env.palisade_env(
+        &[
+            "rule", "add", "--tenant", "beta", "--deny", "--proto", "tcp", "--port", "8443",
+            "--cidr", &cidr,
+        ],
+        &[("PALISADE_FAIL_AT", "rule-after-journal")],
+    );
+    assert!(!out.status.success());
+    assert_eq!(env.json(&["sandbox", "show", &beta, "--json"]), before);
+    env.ok(&["verify"]);
+    assert_eq!(
+        send_and_read(&mut beta_conn, &mut beta_server, b"d"),
+        Some(b"d".to_vec())
+    );
 }

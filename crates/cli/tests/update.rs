@@ -6,11 +6,10 @@
 
 mod common;
 
-use common::Env;
+use common::{hold, send_and_read, Env};
 use palisade_lab::traffic::{tcp_connect, ProbeOutcome};
 use palisade_lab::World;
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpListener};
 use std::time::Duration;
 
 const T: Duration = Duration::from_millis(700);
@@ -24,39 +23,6 @@ fn reaches(name: &str, port: u16) -> bool {
         tcp_connect(&palisade_link::netns_path(name), dst, T).unwrap(),
         ProbeOutcome::Connected
     )
-}
-
-/// A connection from inside sandbox `name` to the internet host's `port`,
-/// and the host's end of it, after one message each way.
-fn hold(name: &str, listener: &TcpListener, port: u16) -> (TcpStream, TcpStream) {
-    let mut inside = palisade_link::run_in_netns(&palisade_link::netns_path(name), move || {
-        TcpStream::connect_timeout(&SocketAddr::new(World::INTERNET4.into(), port), T).unwrap()
-    })
-    .unwrap();
-    let (mut outside, _) = listener.accept().unwrap();
-    for s in [&inside, &outside] {
-        s.set_read_timeout(Some(T)).unwrap();
-    }
-    assert_eq!(
-        send_and_read(&mut inside, &mut outside, b"out"),
-        Some(b"out".to_vec())
-    );
-    assert_eq!(
-        send_and_read(&mut outside, &mut inside, b"in"),
-        Some(b"in".to_vec())
-    );
-    (inside, outside)
-}
-
-/// Writes `msg` on `from` and returns what `to` reads within the timeout
-/// (`None`: nothing arrived).
-fn send_and_read(from: &mut TcpStream, to: &mut TcpStream, msg: &[u8]) -> Option<Vec<u8>> {
-    let _ = from.write_all(msg);
-    let mut buf = [0u8; 64];
-    match to.read(&mut buf) {
-        Ok(n) if n > 0 => Some(buf[..n].to_vec()),
-        _ => None,
-    }
 }
 
 fn failure(env: &Env, args: &[&str]) -> String {

@@ -158,6 +158,15 @@ pub fn next_policy_epoch(epoch: u32) -> u32 {
     epoch.checked_add(1).unwrap_or(FIRST_POLICY_EPOCH)
 }
 
+/// The generation before `epoch`: the inverse of [`next_policy_epoch`].
+pub fn previous_policy_epoch(epoch: u32) -> u32 {
+    if epoch <= FIRST_POLICY_EPOCH {
+        u32::MAX
+    } else {
+        epoch - 1
+    }
+}
+
 /// A sandbox as the policy sees it.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Sandbox {
@@ -228,6 +237,14 @@ impl Sandbox {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_previous_generation_undoes_the_next_one_across_the_wrap() {
+        for epoch in [FIRST_POLICY_EPOCH, 2, 77, u32::MAX - 1, u32::MAX] {
+            assert_eq!(previous_policy_epoch(next_policy_epoch(epoch)), epoch);
+        }
+        assert_eq!(previous_policy_epoch(FIRST_POLICY_EPOCH), u32::MAX);
+    }
 
     #[test]
     fn link_local_is_eui64() {

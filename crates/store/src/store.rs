@@ -901,6 +901,19 @@ impl Store {
         rule: &TenantRule,
         journal: bool,
     ) -> Result<TenantRuleRecord, StoreError> {
+        self.add_tenant_rule_setting_epochs(tenant, rule, journal, &[])
+    }
+
+    /// [`Store::add_tenant_rule`], and in the same transaction each listed
+    /// sandbox (id, generation) moved to that policy generation: a rule
+    /// that narrows the tenant's policy moves its sandboxes on.
+    pub fn add_tenant_rule_setting_epochs(
+        &mut self,
+        tenant: &TenantName,
+        rule: &TenantRule,
+        journal: bool,
+        epochs: &[(u64, u32)],
+    ) -> Result<TenantRuleRecord, StoreError> {
         let tx = self.write_transaction()?;
         tx.execute(
             "INSERT OR IGNORE INTO tenants(name) VALUES (?1)",
@@ -958,6 +971,7 @@ impl Store {
         if journal {
             set_rule_journal(&tx, &record)?;
         }
+        set_epochs(&tx, epochs)?;
         tx.commit().map_err(q("commit"))?;
         Ok(record)
     }
@@ -985,12 +999,24 @@ impl Store {
     /// Deletes a tenant rule, and with it the journal entry of a change to
     /// it; false if there was no such rule.
     pub fn remove_tenant_rule(&mut self, id: u64) -> Result<bool, StoreError> {
+        self.remove_tenant_rule_setting_epochs(id, &[])
+    }
+
+    /// [`Store::remove_tenant_rule`], and in the same transaction each
+    /// listed sandbox (id, generation) set to that policy generation (put
+    /// back, when a refused batch undoes a rule that moved them on).
+    pub fn remove_tenant_rule_setting_epochs(
+        &mut self,
+        id: u64,
+        epochs: &[(u64, u32)],
+    ) -> Result<bool, StoreError> {
         let tx = self.write_transaction()?;
         let n = tx
             .execute("DELETE FROM tenant_rules WHERE id = ?1", [id])
             .map_err(q(format!("delete tenant rule {id}")))?;
         tx.execute("DELETE FROM meta WHERE key = 'pending_rule'", [])
             .map_err(q("clear the rule journal"))?;
+        set_epochs(&tx, epochs)?;
         tx.commit().map_err(q("commit"))?;
         Ok(n > 0)
     }
@@ -999,15 +1025,38 @@ impl Store {
     /// store until [`Store::finish_rule_change`]: the next run's repair
     /// brings them in line with the store if a crash comes first.
     pub fn begin_rule_change(&mut self, record: &TenantRuleRecord) -> Result<(), StoreError> {
-        set_rule_journal(&self.conn, record)
+        self.begin_rule_change_setting_epochs(record, &[])
+    }
+
+    /// [`Store::begin_rule_change`], and in the same transaction each
+    /// listed sandbox (id, generation) moved to that policy generation.
+    pub fn begin_rule_change_setting_epochs(
+        &mut self,
+        record: &TenantRuleRecord,
+        epochs: &[(u64, u32)],
+    ) -> Result<(), StoreError> {
+        let tx = self.write_transaction()?;
+        set_rule_journal(&tx, record)?;
+        set_epochs(&tx, epochs)?;
+        tx.commit().map_err(q("commit"))
     }
 
     /// Clears the journal entry of [`Store::begin_rule_change`].
     pub fn finish_rule_change(&mut self) -> Result<(), StoreError> {
-        self.conn
-            .execute("DELETE FROM meta WHERE key = 'pending_rule'", [])
+        self.finish_rule_change_setting_epochs(&[])
+    }
+
+    /// [`Store::finish_rule_change`], and in the same transaction each
+    /// listed sandbox (id, generation) set to that policy generation.
+    pub fn finish_rule_change_setting_epochs(
+        &mut self,
+        epochs: &[(u64, u32)],
+    ) -> Result<(), StoreError> {
+        let tx = self.write_transaction()?;
+        tx.execute("DELETE FROM meta WHERE key = 'pending_rule'", [])
             .map_err(q("clear the rule journal"))?;
-        Ok(())
+        set_epochs(&tx, epochs)?;
+        tx.commit().map_err(q("commit"))
     }
 
     /// The rule change an interrupted run left: the rule as it was recorded
@@ -1056,6 +1105,21 @@ impl Store {
             .map_err(q("delete exposure"))?;
         Ok(n > 0)
     }
+}
+
+/// Sets the policy generation of each listed sandbox (id, generation).
+fn set_epochs(conn: &Connection, epochs: &[(u64, u32)]) -> Result<(), StoreError> {
+    if epochs.is_empty() {
+        return Ok(());
+    }
+    let mut stmt = conn
+        .prepare_cached("UPDATE sandboxes SET policy_epoch = ?1 WHERE id = ?2")
+        .map_err(q("prepare"))?;
+    for (id, epoch) in epochs {
+        stmt.execute(params![epoch, id])
+            .map_err(q(format!("set the policy generation of sandbox {id}")))?;
+    }
+    Ok(())
 }
 
 fn set_rule_journal(conn: &Connection, record: &TenantRuleRecord) -> Result<(), StoreError> {

@@ -8,13 +8,34 @@
 //! without any further change (they carry the tenant's mark). A journal row
 //! covers the moment between the store and the kernel, so a crash there is
 //! finished by the next command's repair.
+//!
+//! A change that narrows what the tenant may do (a deny rule added, an
+//! allow rule removed) also moves each of the tenant's sandboxes to its
+//! next policy generation in the same batch, as a narrowing `sandbox
+//! update` does for one sandbox: their established connections are judged
+//! again by the new rules from their next packet on, and the ones the rules
+//! now forbid end. That costs two elements per address of each of the
+//! tenant's sandboxes, O(sandboxes of the tenant); widening changes stay
+//! one element.
 
 use super::{faults, Engine, EngineError};
+use palisade_core::element::Element;
 use palisade_core::exposure::PortRange;
+use palisade_core::model::{next_policy_epoch, previous_policy_epoch};
 use palisade_core::names::TenantName;
 use palisade_core::policy::Proto;
 use palisade_core::tenant_rule::{RuleAction, TenantRule};
-use palisade_store::TenantRuleRecord;
+use palisade_store::{SandboxRecord, SandboxState, TenantRuleRecord};
+
+/// The tenant's sandboxes moved from one policy generation to another: the
+/// store's side (sandbox id, generation) and the kernel's (elements).
+#[derive(Default)]
+struct GenerationStep {
+    before: Vec<(u64, u32)>,
+    after: Vec<(u64, u32)>,
+    add: Vec<Element>,
+    delete: Vec<Element>,
+}
 
 /// A tenant rule as the front ends show it.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -63,16 +84,26 @@ impl Engine {
     ) -> Result<TenantRuleView, EngineError> {
         let tenant = TenantName::new(tenant)?;
         rule.validate(&self.config)?;
-        let record = self.store.add_tenant_rule(&tenant, &rule, true)?;
-        let element = rule.element(record.tenant_id);
+        let step = if rule.action == RuleAction::Deny {
+            self.next_generations(&tenant)?
+        } else {
+            GenerationStep::default()
+        };
+        let record =
+            self.store
+                .add_tenant_rule_setting_epochs(&tenant, &rule, true, &step.after)?;
+        let mut add = vec![rule.element(record.tenant_id)];
+        add.extend(step.add);
         let applied = faults::point("rule-after-journal").and_then(|()| {
             self.nft
-                .apply_elements(std::slice::from_ref(&element), &[])
+                .apply_elements(&add, &step.delete)
                 .map_err(|source| rule_error(&record, source))
         });
         if let Err(failure) = applied {
-            // The batch is atomic: the kernel has nothing of the rule.
-            self.store.remove_tenant_rule(record.id)?;
+            // The batch is atomic: the kernel has nothing of the rule, and
+            // the sandboxes' generations are as they were.
+            self.store
+                .remove_tenant_rule_setting_epochs(record.id, &step.before)?;
             return Err(failure);
         }
         self.store.finish_rule_change()?;
@@ -106,14 +137,57 @@ impl Engine {
                 tenant: tenant.to_string(),
                 id,
             })?;
-        self.store.begin_rule_change(&record)?;
-        let element = record.rule.element(record.tenant_id);
-        if let Err(source) = self.nft.apply_elements(&[], std::slice::from_ref(&element)) {
-            self.store.finish_rule_change()?;
-            return Err(rule_error(&record, source));
+        let step = if record.rule.action == RuleAction::Allow {
+            self.next_generations(&tenant)?
+        } else {
+            GenerationStep::default()
+        };
+        self.store
+            .begin_rule_change_setting_epochs(&record, &step.after)?;
+        let mut delete = vec![record.rule.element(record.tenant_id)];
+        delete.extend(step.delete);
+        let applied = faults::point("rule-after-journal").and_then(|()| {
+            self.nft
+                .apply_elements(&step.add, &delete)
+                .map_err(|source| rule_error(&record, source))
+        });
+        if let Err(failure) = applied {
+            self.store.finish_rule_change_setting_epochs(&step.before)?;
+            return Err(failure);
         }
         self.store.remove_tenant_rule(record.id)?;
         Ok(TenantRuleView::new(&record))
+    }
+
+    /// The tenant's ready sandboxes, each moved to its next policy
+    /// generation: what a narrowing rule change applies with its rule.
+    fn next_generations(&self, tenant: &TenantName) -> Result<GenerationStep, EngineError> {
+        let mut step = GenerationStep::default();
+        for record in self.tenant_sandboxes(tenant)? {
+            let next = SandboxRecord {
+                policy_epoch: next_policy_epoch(record.policy_epoch),
+                ..record.clone()
+            };
+            let (add, delete) = self.policy_diff(&self.model(&record), &self.model(&next));
+            if add.is_empty() && delete.is_empty() {
+                // No address: nothing of it is stamped.
+                continue;
+            }
+            step.before.push((record.id, record.policy_epoch));
+            step.after.push((next.id, next.policy_epoch));
+            step.add.extend(add);
+            step.delete.extend(delete);
+        }
+        Ok(step)
+    }
+
+    fn tenant_sandboxes(&self, tenant: &TenantName) -> Result<Vec<SandboxRecord>, EngineError> {
+        Ok(self
+            .store
+            .sandboxes()?
+            .into_iter()
+            .filter(|r| r.tenant == *tenant && r.state == SandboxState::Ready)
+            .collect())
     }
 
     /// Every stored rule with its tenant's mark, for compilation.
@@ -135,11 +209,25 @@ impl Engine {
         };
         let element = pending.rule.element(pending.tenant_id);
         let kept = self.store.tenant_rule(pending.id)?.is_some();
-        let (add, delete) = if kept {
+        let (mut add, mut delete) = if kept {
             (vec![element], Vec::new())
         } else {
             (Vec::new(), vec![element])
         };
+        // A narrowing change moved the tenant's sandboxes to their next
+        // generation in the store; the kernel has that one or the one
+        // before. Removing the one before (by key, for the generation map)
+        // and adding the store's holds in both cases, and changes nothing
+        // for a change that moved nothing.
+        for record in self.tenant_sandboxes(&pending.tenant)? {
+            let before = SandboxRecord {
+                policy_epoch: previous_policy_epoch(record.policy_epoch),
+                ..record.clone()
+            };
+            let (a, d) = self.policy_diff(&self.model(&before), &self.model(&record));
+            add.extend(a);
+            delete.extend(d);
+        }
         self.nft
             .apply_elements(&add, &delete)
             .map_err(|source| rule_error(&pending, source))?;

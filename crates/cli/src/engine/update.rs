@@ -113,7 +113,7 @@ impl Engine {
 
     /// The elements to add and to delete to go from one policy of a sandbox
     /// to another.
-    fn policy_diff(&self, from: &Sandbox, to: &Sandbox) -> (Vec<Element>, Vec<Element>) {
+    pub(super) fn policy_diff(&self, from: &Sandbox, to: &Sandbox) -> (Vec<Element>, Vec<Element>) {
         let before = sandbox_elements(&self.config, from);
         let after = sandbox_elements(&self.config, to);
         let delete = before

@@ -3,7 +3,9 @@
 
 #![allow(dead_code)]
 
-use palisade_lab::Lab;
+use palisade_lab::{Lab, World};
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::PathBuf;
 use std::process::Output;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -18,6 +20,46 @@ pub fn tcp_listener(
 ) -> palisade_lab::traffic::Listener {
     let at = std::net::SocketAddr::new(addr.into(), port);
     palisade_lab::traffic::Listener::start(netns, palisade_lab::traffic::L4::Tcp, at).unwrap()
+}
+
+/// How long [`hold`] and [`send_and_read`] wait for a connection or a read.
+const HOLD_TIMEOUT: std::time::Duration = std::time::Duration::from_millis(700);
+
+/// A connection from inside sandbox `name` to the internet host's `port`,
+/// and the host's end of it, after one message each way.
+pub fn hold(name: &str, listener: &TcpListener, port: u16) -> (TcpStream, TcpStream) {
+    let mut inside = palisade_link::run_in_netns(&palisade_link::netns_path(name), move || {
+        TcpStream::connect_timeout(
+            &SocketAddr::new(World::INTERNET4.into(), port),
+            HOLD_TIMEOUT,
+        )
+        .unwrap()
+    })
+    .unwrap();
+    let (mut outside, _) = listener.accept().unwrap();
+    for s in [&inside, &outside] {
+        s.set_read_timeout(Some(HOLD_TIMEOUT)).unwrap();
+    }
+    assert_eq!(
+        send_and_read(&mut inside, &mut outside, b"out"),
+        Some(b"out".to_vec())
+    );
+    assert_eq!(
+        send_and_read(&mut outside, &mut inside, b"in"),
+        Some(b"in".to_vec())
+    );
+    (inside, outside)
+}
+
+/// Writes `msg` on `from` and returns what `to` reads within the timeout
+/// (`None`: nothing arrived).
+pub fn send_and_read(from: &mut TcpStream, to: &mut TcpStream, msg: &[u8]) -> Option<Vec<u8>> {
+    let _ = from.write_all(msg);
+    let mut buf = [0u8; 64];
+    match to.read(&mut buf) {
+        Ok(n) if n > 0 => Some(buf[..n].to_vec()),
+        _ => None,
+    }
 }
 
 pub struct Env {
