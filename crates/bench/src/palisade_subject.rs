@@ -13,7 +13,10 @@ use crate::series::{median, ms, Point, Subject};
 use anyhow::{bail, Context, Result};
 use palisade::engine::{CreateRequest, DestroyOutcome, Engine, UpdateRequest};
 use palisade_core::config::Config;
+use palisade_core::exposure::PortRange;
 use palisade_core::model::SandboxKind;
+use palisade_core::policy::Proto;
+use palisade_core::tenant_rule::{RuleAction, TenantRule};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -212,6 +215,30 @@ impl Palisade {
         }
         push(point, "update_narrow_ms", narrow);
         push(point, "update_ms", widen);
+
+        // A tenant deny rule: adding it narrows every sandbox of the
+        // tenant (each moves to its next policy generation in the rule's
+        // batch); removing it is one element.
+        let tenant = "t0";
+        let members = (0..present).filter(|i| i % TENANTS == 0).count();
+        let deny = TenantRule {
+            action: RuleAction::Deny,
+            proto: Proto::Tcp,
+            ports: Some(PortRange::single(8443)),
+            cidr: "198.51.100.0/24".parse().expect("a CIDR"),
+        };
+        let (mut added, mut removed) = (Vec::new(), Vec::new());
+        for _ in 0..reps.min(5) {
+            let t0 = Instant::now();
+            let view = self.engine()?.add_tenant_rule(tenant, deny)?;
+            added.push(ms(t0.elapsed()));
+            let t0 = Instant::now();
+            self.engine()?.remove_tenant_rule(tenant, view.id)?;
+            removed.push(ms(t0.elapsed()));
+        }
+        point.extra.push(("tenant_members".into(), members as f64));
+        push(point, "tenant_deny_add_ms", added);
+        push(point, "tenant_deny_remove_ms", removed);
 
         // verify of everything, in-process; fewer runs where it is long.
         let runs = if present >= 1000 { 3 } else { reps.min(5) };

@@ -126,6 +126,25 @@ pub fn render(outcomes: &[Outcome], levels: &[usize], reps: usize) -> String {
     }
     let _ = writeln!(w);
 
+    let _ = writeln!(w, "### Tenant rule changes\n");
+    let _ = writeln!(w, "A deny rule added narrows every sandbox of the tenant: each moves to its next policy generation in the rule's batch, so established connections the rule forbids end. Removing it is one element.\n");
+    let _ = writeln!(
+        w,
+        "| k | sandboxes of the tenant | deny rule added | deny rule removed |"
+    );
+    let _ = writeln!(w, "|---:|---:|---:|---:|");
+    for &k in levels {
+        let p = point(pal, k);
+        let _ = writeln!(
+            w,
+            "| {k} | {} | {} | {} |",
+            extra(p, "tenant_members").map_or("—".to_string(), |n| format!("{n:.0}")),
+            cell(extra(p, "tenant_deny_add_ms")),
+            cell(extra(p, "tenant_deny_remove_ms")),
+        );
+    }
+    let _ = writeln!(w);
+
     let _ = writeln!(
         w,
         "### palisade's attach beside the kernel's floor (the same veth, addresses and routes made directly, nothing else; same lab, same k)\n"

@@ -222,6 +222,7 @@ CREATE TABLE IF NOT EXISTS sandboxes (
     policy_epoch INTEGER NOT NULL DEFAULT 1
 );
 CREATE INDEX IF NOT EXISTS sandboxes_unfinished ON sandboxes(state) WHERE state != 'ready';
+CREATE INDEX IF NOT EXISTS sandboxes_by_tenant ON sandboxes(tenant_id);
 CREATE TABLE IF NOT EXISTS exposures (
     sandbox_id INTEGER NOT NULL REFERENCES sandboxes(id) ON DELETE CASCADE,
     proto TEXT NOT NULL,
@@ -607,6 +608,18 @@ impl Store {
     /// Every sandbox, ordered by id.
     pub fn sandboxes(&self) -> Result<Vec<SandboxRecord>, StoreError> {
         self.query(&format!("{SELECT} ORDER BY s.id"), [])
+    }
+
+    /// The ready sandboxes of one tenant, ordered by id: an index lookup,
+    /// not a scan of every sandbox.
+    pub fn ready_sandboxes_of(
+        &self,
+        tenant: &TenantName,
+    ) -> Result<Vec<SandboxRecord>, StoreError> {
+        self.query(
+            &format!("{SELECT} WHERE t.name = ?1 AND s.state = 'ready' ORDER BY s.id"),
+            [tenant.as_str()],
+        )
     }
 
     /// Sandboxes with an unfinished operation (the intent journal).
@@ -1405,6 +1418,56 @@ mod tests {
         s.delete_sandbox(b.id, RetiredLink::None).unwrap();
         assert!(!s.bridge_in_use("br0", a.id).unwrap());
         assert!(s.cni_sandbox("bbb", "eth0").unwrap().is_none());
+    }
+
+    #[test]
+    fn a_tenants_ready_sandboxes_and_rule_epochs_move_together() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = Store::open(dir.path()).unwrap();
+        let mut ids = Vec::new();
+        for (name, tenant) in [("a", "t1"), ("b", "t2"), ("c", "t1"), ("d", "t1")] {
+            let r = s
+                .insert_sandbox(&new(name, tenant, SandboxKind::Netns), RANGE)
+                .unwrap();
+            if name != "d" {
+                s.set_state(r.id, SandboxState::Ready).unwrap();
+            }
+            ids.push(r.id);
+        }
+        let t1 = TenantName::new("t1").unwrap();
+        let names = |s: &Store| -> Vec<String> {
+            s.ready_sandboxes_of(&t1)
+                .unwrap()
+                .iter()
+                .map(|r| r.name.to_string())
+                .collect()
+        };
+        assert_eq!(names(&s), ["a", "c"]);
+        assert!(s
+            .ready_sandboxes_of(&TenantName::new("nobody").unwrap())
+            .unwrap()
+            .is_empty());
+
+        // The rule and the generations land in one transaction, and a
+        // refused batch puts the generations back with the rule's removal.
+        let deny: TenantRule = "deny tcp 443 203.0.113.0/24".parse().unwrap();
+        let rule = s
+            .add_tenant_rule_setting_epochs(&t1, &deny, true, &[(ids[0], 7), (ids[2], 9)])
+            .unwrap();
+        let epochs = |s: &Store| -> Vec<u32> {
+            s.ready_sandboxes_of(&t1)
+                .unwrap()
+                .iter()
+                .map(|r| r.policy_epoch)
+                .collect()
+        };
+        assert_eq!(epochs(&s), [7, 9]);
+        assert!(s.pending_rule_change().unwrap().is_some());
+        s.remove_tenant_rule_setting_epochs(rule.id, &[(ids[0], 1), (ids[2], 1)])
+            .unwrap();
+        assert_eq!(epochs(&s), [1, 1]);
+        assert!(s.pending_rule_change().unwrap().is_none());
+        assert!(s.tenant_rule(rule.id).unwrap().is_none());
     }
 
     #[test]

@@ -25,7 +25,7 @@ use palisade_core::model::{next_policy_epoch, previous_policy_epoch};
 use palisade_core::names::TenantName;
 use palisade_core::policy::Proto;
 use palisade_core::tenant_rule::{RuleAction, TenantRule};
-use palisade_store::{SandboxRecord, SandboxState, TenantRuleRecord};
+use palisade_store::{SandboxRecord, TenantRuleRecord};
 
 /// The tenant's sandboxes moved from one policy generation to another: the
 /// store's side (sandbox id, generation) and the kernel's (elements).
@@ -182,12 +182,7 @@ impl Engine {
     }
 
     fn tenant_sandboxes(&self, tenant: &TenantName) -> Result<Vec<SandboxRecord>, EngineError> {
-        Ok(self
-            .store
-            .sandboxes()?
-            .into_iter()
-            .filter(|r| r.tenant == *tenant && r.state == SandboxState::Ready)
-            .collect())
+        Ok(self.store.ready_sandboxes_of(tenant)?)
     }
 
     /// Every stored rule with its tenant's mark, for compilation.
