@@ -3,8 +3,9 @@
 //!
 //! A rule is validated against the configuration (an allow rule never
 //! overlaps what palisade always denies), recorded in the store, and applied
-//! as its one interval-set element in one atomic batch: O(1) whatever the
-//! number of sandboxes, and it applies to the tenant's future sandboxes
+//! as its one interval-set element in one atomic batch (O(1) whatever the
+//! number of sandboxes, for a change that takes nothing away), and it
+//! applies to the tenant's future sandboxes
 //! without any further change (they carry the tenant's mark). A journal row
 //! covers the moment between the store and the kernel, so a crash there is
 //! finished by the next command's repair.
