@@ -193,7 +193,8 @@ impl Palisade {
         palisade_link::create_named_netns("upd")?;
         self.create(&request(1, "upd".into()))?;
         // Widening (internet on) is one element batch; narrowing (off) also
-        // walks the conntrack table to end the connections it forbids.
+        // moves the sandbox to its next policy generation in that batch, so
+        // the connections it forbids end.
         let (mut widen, mut narrow) = (Vec::new(), Vec::new());
         for r in 0..2 * reps {
             let on = r.is_multiple_of(2);

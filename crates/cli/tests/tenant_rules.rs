@@ -692,10 +692,52 @@ fn narrowing_rules_end_the_tenants_established_connections_they_forbid() {
     );
     env.ok(&["verify"]);
 
+    // Refused, then killed, while removing an allow rule: the store keeps
+    // the rule, so the kernel keeps it too (repair puts it back), and the
+    // connection it allows carries on. `verify` compares the kernel's
+    // generation elements with the store's: a rollback that left the next
+    // generation in the store would differ.
+    let v = env.json(&[
+        "rule", "add", "--tenant", "solo", "--allow", "--proto", "tcp", "--port", "7443", "--cidr",
+        &cidr, "--json",
+    ]);
+    let id = rule_id(&v);
+    let (mut solo_again, mut solo_again_server) = hold(&solo, &allowed, 7443);
+    for (var, point) in [
+        ("PALISADE_FAIL_AT", "rule-after-journal"),
+        ("PALISADE_CRASH_AT", "rule-after-journal"),
+        ("PALISADE_CRASH_AT", "rule-after-kernel"),
+    ] {
+        let out = env.palisade_env(
+            &["rule", "remove", "--tenant", "solo", &id],
+            &[(var, point)],
+        );
+        assert!(!out.status.success(), "{var}={point}");
+        env.ok(&["sandbox", "list"]);
+        let listed = env.json(&["rule", "list", "--tenant", "solo", "--json"]);
+        assert_eq!(
+            listed.as_array().unwrap().len(),
+            1,
+            "{var}={point}: {listed}"
+        );
+        env.ok(&["verify"]);
+        assert_eq!(
+            send_and_read(&mut solo_again, &mut solo_again_server, b"r"),
+            Some(b"r".to_vec()),
+            "{var}={point}"
+        );
+    }
+    env.ok(&["rule", "remove", "--tenant", "solo", &id]);
+    assert_eq!(
+        send_and_read(&mut solo_again, &mut solo_again_server, b"q"),
+        None
+    );
+
     // Killed between the journal (which has the sandboxes' next generation)
     // and the kernel: the next command finishes the change, and verify
-    // agrees with the store.
-    let (mut kept_again, mut kept_again_server) = (kept_conn, kept_server);
+    // agrees with the store. acme's connection the new rule denies ends;
+    // the one to a port still allowed carries on.
+    let (mut open_conn, mut open_server) = hold(&acme, &allowed, 7443);
     let out = env.palisade_env(
         &[
             "rule", "add", "--tenant", "acme", "--deny", "--proto", "tcp", "--port", "9443",
@@ -706,26 +748,44 @@ fn narrowing_rules_end_the_tenants_established_connections_they_forbid() {
     assert!(!out.status.success());
     env.ok(&["sandbox", "list"]);
     env.ok(&["verify"]);
+    assert_eq!(send_and_read(&mut kept_conn, &mut kept_server, b"z"), None);
     assert_eq!(
-        send_and_read(&mut kept_again, &mut kept_again_server, b"z"),
-        None
+        send_and_read(&mut open_conn, &mut open_server, b"o"),
+        Some(b"o".to_vec())
     );
 
     // A refused batch leaves the store's generations and the kernel as
-    // they were.
-    let before = env.json(&["sandbox", "show", &beta, "--json"]);
-    let out = env.palisade_env(
-        &[
-            "rule", "add", "--tenant", "beta", "--deny", "--proto", "tcp", "--port", "8443",
-            "--cidr", &cidr,
-        ],
-        &[("PALISADE_FAIL_AT", "rule-after-journal")],
-    );
+    // they were (verify), and no rule.
+    let beta_deny = [
+        "rule",
+        "add",
+        "--tenant",
+        "beta",
+        "--deny",
+        "--proto",
+        "tcp",
+        "--port",
+        "8443",
+        "--cidr",
+        cidr.as_str(),
+    ];
+    let out = env.palisade_env(&beta_deny, &[("PALISADE_FAIL_AT", "rule-after-journal")]);
     assert!(!out.status.success());
-    assert_eq!(env.json(&["sandbox", "show", &beta, "--json"]), before);
+    let listed = env.json(&["rule", "list", "--tenant", "beta", "--json"]);
+    assert!(listed.as_array().unwrap().is_empty(), "{listed}");
     env.ok(&["verify"]);
     assert_eq!(
         send_and_read(&mut beta_conn, &mut beta_server, b"d"),
         Some(b"d".to_vec())
     );
+
+    // Killed after the kernel has the rule and the next generations: the
+    // next command closes the journal, verify agrees, the connection ends.
+    let out = env.palisade_env(&beta_deny, &[("PALISADE_CRASH_AT", "rule-after-kernel")]);
+    assert!(!out.status.success());
+    env.ok(&["sandbox", "list"]);
+    env.ok(&["verify"]);
+    let listed = env.json(&["rule", "list", "--tenant", "beta", "--json"]);
+    assert_eq!(listed.as_array().unwrap().len(), 1, "{listed}");
+    assert_eq!(send_and_read(&mut beta_conn, &mut beta_server, b"e"), None);
 }

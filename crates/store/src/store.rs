@@ -610,8 +610,8 @@ impl Store {
         self.query(&format!("{SELECT} ORDER BY s.id"), [])
     }
 
-    /// The ready sandboxes of one tenant, ordered by id: an index lookup,
-    /// not a scan of every sandbox.
+    /// The ready sandboxes of one tenant, ordered by id: found through an
+    /// index on the tenant rather than by reading every sandbox.
     pub fn ready_sandboxes_of(
         &self,
         tenant: &TenantName,

@@ -5,7 +5,7 @@
 //! the kernel had refused it. Both are read once per call and cost nothing
 //! when unset. Points: after-record, after-elements, after-netns, after-link,
 //! before-ready, destroy-after-mark, destroy-after-link, update-after-journal,
-//! rule-after-journal.
+//! rule-after-journal, rule-after-kernel.
 
 use super::EngineError;
 

@@ -107,6 +107,9 @@ impl Engine {
                 .remove_tenant_rule_setting_epochs(record.id, &step.before)?;
             return Err(failure);
         }
+        // The kernel has the change and the journal is still open: a crash
+        // here is finished by the next command's repair.
+        faults::point("rule-after-kernel")?;
         self.store.finish_rule_change()?;
         Ok(TenantRuleView::new(&record))
     }
@@ -156,6 +159,7 @@ impl Engine {
             self.store.finish_rule_change_setting_epochs(&step.before)?;
             return Err(failure);
         }
+        faults::point("rule-after-kernel")?;
         self.store.remove_tenant_rule(record.id)?;
         Ok(TenantRuleView::new(&record))
     }
