@@ -692,46 +692,59 @@ fn narrowing_rules_end_the_tenants_established_connections_they_forbid() {
     );
     env.ok(&["verify"]);
 
-    // Refused, then killed, while removing an allow rule: the store keeps
-    // the rule, so the kernel keeps it too (repair puts it back), and the
-    // connection it allows carries on. `verify` compares the kernel's
-    // generation elements with the store's: a rollback that left the next
-    // generation in the store would differ.
-    let v = env.json(&[
-        "rule", "add", "--tenant", "solo", "--allow", "--proto", "tcp", "--port", "7443", "--cidr",
-        &cidr, "--json",
-    ]);
-    let id = rule_id(&v);
+    // Removing an allow rule, refused: the rule is back with its id, the
+    // generations as they were (`verify` compares the kernel's generation
+    // elements with the store's), and the connection carries on.
+    let add_allow = [
+        "rule",
+        "add",
+        "--tenant",
+        "solo",
+        "--allow",
+        "--proto",
+        "tcp",
+        "--port",
+        "7443",
+        "--cidr",
+        cidr.as_str(),
+        "--json",
+    ];
+    let id = rule_id(&env.json(&add_allow));
     let (mut solo_again, mut solo_again_server) = hold(&solo, &allowed, 7443);
-    for (var, point) in [
-        ("PALISADE_FAIL_AT", "rule-after-journal"),
-        ("PALISADE_CRASH_AT", "rule-after-journal"),
-        ("PALISADE_CRASH_AT", "rule-after-kernel"),
-    ] {
-        let out = env.palisade_env(
-            &["rule", "remove", "--tenant", "solo", &id],
-            &[(var, point)],
-        );
-        assert!(!out.status.success(), "{var}={point}");
-        env.ok(&["sandbox", "list"]);
-        let listed = env.json(&["rule", "list", "--tenant", "solo", "--json"]);
-        assert_eq!(
-            listed.as_array().unwrap().len(),
-            1,
-            "{var}={point}: {listed}"
-        );
-        env.ok(&["verify"]);
-        assert_eq!(
-            send_and_read(&mut solo_again, &mut solo_again_server, b"r"),
-            Some(b"r".to_vec()),
-            "{var}={point}"
-        );
-    }
-    env.ok(&["rule", "remove", "--tenant", "solo", &id]);
+    let remove = ["rule", "remove", "--tenant", "solo", id.as_str()];
+    let out = env.palisade_env(&remove, &[("PALISADE_FAIL_AT", "rule-after-journal")]);
+    assert!(!out.status.success());
+    let listed = env.json(&["rule", "list", "--tenant", "solo", "--json"]);
+    assert_eq!(rule_id(&listed[0]), id, "{listed}");
+    env.ok(&["verify"]);
     assert_eq!(
-        send_and_read(&mut solo_again, &mut solo_again_server, b"q"),
+        send_and_read(&mut solo_again, &mut solo_again_server, b"r"),
+        Some(b"r".to_vec())
+    );
+    env.ok(&remove);
+    assert_eq!(
+        send_and_read(&mut solo_again, &mut solo_again_server, b"s"),
         None
     );
+    // Killed before the kernel, and after it: either way the next command
+    // finishes the removal, and the connection only the rule allowed ends.
+    for point in ["rule-after-journal", "rule-after-kernel"] {
+        let id = rule_id(&env.json(&add_allow));
+        let (mut conn, mut server) = hold(&solo, &allowed, 7443);
+        let remove = ["rule", "remove", "--tenant", "solo", id.as_str()];
+        let out = env.palisade_env(&remove, &[("PALISADE_CRASH_AT", point)]);
+        assert!(!out.status.success(), "{point}");
+        let out = env.palisade(&["sandbox", "list"]);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            stderr.contains("finished the interrupted change of rule"),
+            "{point}: {stderr}"
+        );
+        let listed = env.json(&["rule", "list", "--tenant", "solo", "--json"]);
+        assert!(listed.as_array().unwrap().is_empty(), "{point}: {listed}");
+        env.ok(&["verify"]);
+        assert_eq!(send_and_read(&mut conn, &mut server, b"q"), None, "{point}");
+    }
 
     // Killed between the journal (which has the sandboxes' next generation)
     // and the kernel: the next command finishes the change, and verify

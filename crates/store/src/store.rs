@@ -1034,42 +1034,69 @@ impl Store {
         Ok(n > 0)
     }
 
-    /// Records that the kernel's elements of this rule may not match the
-    /// store until [`Store::finish_rule_change`]: the next run's repair
-    /// brings them in line with the store if a crash comes first.
-    pub fn begin_rule_change(&mut self, record: &TenantRuleRecord) -> Result<(), StoreError> {
-        self.begin_rule_change_setting_epochs(record, &[])
-    }
-
-    /// [`Store::begin_rule_change`], and in the same transaction each
-    /// listed sandbox (id, generation) moved to that policy generation.
-    pub fn begin_rule_change_setting_epochs(
+    /// Deletes a tenant rule and, in the same transaction, records the
+    /// change in the journal ([`Store::begin_rule_change`]) and sets each
+    /// listed sandbox (id, generation) to that policy generation. The
+    /// store is then ahead of the kernel: a crash before
+    /// [`Store::finish_rule_change`] is finished by the next run's repair
+    /// (the rule is gone, so its element goes too).
+    pub fn remove_tenant_rule_journaled(
         &mut self,
         record: &TenantRuleRecord,
         epochs: &[(u64, u32)],
     ) -> Result<(), StoreError> {
         let tx = self.write_transaction()?;
+        tx.execute("DELETE FROM tenant_rules WHERE id = ?1", [record.id])
+            .map_err(q(format!("delete tenant rule {}", record.id)))?;
         set_rule_journal(&tx, record)?;
         set_epochs(&tx, epochs)?;
         tx.commit().map_err(q("commit"))
     }
 
-    /// Clears the journal entry of [`Store::begin_rule_change`].
-    pub fn finish_rule_change(&mut self) -> Result<(), StoreError> {
-        self.finish_rule_change_setting_epochs(&[])
-    }
-
-    /// [`Store::finish_rule_change`], and in the same transaction each
-    /// listed sandbox (id, generation) set to that policy generation.
-    pub fn finish_rule_change_setting_epochs(
+    /// Undoes [`Store::remove_tenant_rule_journaled`] after the kernel
+    /// refused the change: the rule again, with its id and creation time,
+    /// the generations as they were, and no journal entry.
+    pub fn restore_tenant_rule(
         &mut self,
+        record: &TenantRuleRecord,
         epochs: &[(u64, u32)],
     ) -> Result<(), StoreError> {
         let tx = self.write_transaction()?;
+        let (first, last) = record.rule.port_span();
+        tx.execute(
+            "INSERT INTO tenant_rules(id, tenant_id, action, proto, port_first, port_last, cidr, created_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+            params![
+                record.id,
+                record.tenant_id,
+                record.rule.action.to_string(),
+                record.rule.proto.to_string(),
+                first,
+                last,
+                record.rule.cidr.to_string(),
+                record.created_at
+            ],
+        )
+        .map_err(q(format!("restore tenant rule {}", record.id)))?;
         tx.execute("DELETE FROM meta WHERE key = 'pending_rule'", [])
             .map_err(q("clear the rule journal"))?;
         set_epochs(&tx, epochs)?;
         tx.commit().map_err(q("commit"))
+    }
+
+    /// Records that the kernel's elements of this rule may not match the
+    /// store until [`Store::finish_rule_change`]: the next run's repair
+    /// brings them in line with the store if a crash comes first.
+    pub fn begin_rule_change(&mut self, record: &TenantRuleRecord) -> Result<(), StoreError> {
+        set_rule_journal(&self.conn, record)
+    }
+
+    /// Clears the journal entry of [`Store::begin_rule_change`].
+    pub fn finish_rule_change(&mut self) -> Result<(), StoreError> {
+        self.conn
+            .execute("DELETE FROM meta WHERE key = 'pending_rule'", [])
+            .map_err(q("clear the rule journal"))?;
+        Ok(())
     }
 
     /// The rule change an interrupted run left: the rule as it was recorded
@@ -1468,6 +1495,21 @@ mod tests {
         assert_eq!(epochs(&s), [1, 1]);
         assert!(s.pending_rule_change().unwrap().is_none());
         assert!(s.tenant_rule(rule.id).unwrap().is_none());
+
+        // A removal is journaled with the rule gone; restoring it brings
+        // back the same id and creation time, and the generations.
+        let allow: TenantRule = "allow tcp 443 203.0.113.0/24".parse().unwrap();
+        let rule = s.add_tenant_rule(&t1, &allow, false).unwrap();
+        s.remove_tenant_rule_journaled(&rule, &[(ids[0], 2)])
+            .unwrap();
+        assert!(s.tenant_rule(rule.id).unwrap().is_none());
+        let pending = s.pending_rule_change().unwrap().unwrap();
+        assert_eq!((pending.id, &pending.rule), (rule.id, &rule.rule));
+        assert_eq!(epochs(&s), [2, 1]);
+        s.restore_tenant_rule(&rule, &[(ids[0], 1)]).unwrap();
+        assert_eq!(s.tenant_rule(rule.id).unwrap(), Some(rule));
+        assert!(s.pending_rule_change().unwrap().is_none());
+        assert_eq!(epochs(&s), [1, 1]);
     }
 
     #[test]

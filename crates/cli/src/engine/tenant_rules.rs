@@ -125,8 +125,8 @@ impl Engine {
             .collect())
     }
 
-    /// Removes rule `id` of `tenant`: its element leaves the kernel, then
-    /// the store forgets it.
+    /// Removes rule `id` of `tenant`: the store forgets it (journaled),
+    /// then its element leaves the kernel.
     pub fn remove_tenant_rule(
         &mut self,
         tenant: &str,
@@ -146,8 +146,11 @@ impl Engine {
         } else {
             GenerationStep::default()
         };
+        // The store forgets the rule first, with a journal row: a crash
+        // from here on is finished by the next command (the rule's element
+        // leaves the kernel), as for a rule added.
         self.store
-            .begin_rule_change_setting_epochs(&record, &step.after)?;
+            .remove_tenant_rule_journaled(&record, &step.after)?;
         let mut delete = vec![record.rule.element(record.tenant_id)];
         delete.extend(step.delete);
         let applied = faults::point("rule-after-journal").and_then(|()| {
@@ -156,11 +159,12 @@ impl Engine {
                 .map_err(|source| rule_error(&record, source))
         });
         if let Err(failure) = applied {
-            self.store.finish_rule_change_setting_epochs(&step.before)?;
+            // The batch is atomic: the kernel still has the rule.
+            self.store.restore_tenant_rule(&record, &step.before)?;
             return Err(failure);
         }
         faults::point("rule-after-kernel")?;
-        self.store.remove_tenant_rule(record.id)?;
+        self.store.finish_rule_change()?;
         Ok(TenantRuleView::new(&record))
     }
 
