@@ -287,6 +287,19 @@ impl Palisade {
         }
         push(point, "init_in_place_ms", in_place);
 
+        // What every CLI command and every daemon request pays before its
+        // operation: the state lock, the store, two netlink sockets and the
+        // repair check.
+        let mut open = Vec::new();
+        for _ in 0..reps {
+            self.engine = None;
+            let t0 = Instant::now();
+            let (engine, _) = Engine::open(self.config.clone(), &self.state_dir)?;
+            open.push(ms(t0.elapsed()));
+            self.engine = Some(engine);
+        }
+        push(point, "engine_open_ms", open);
+
         point
             .extra
             .push(("rss_mib".into(), own_memory_kib("VmRSS")? as f64 / 1024.0));
