@@ -287,9 +287,8 @@ impl Palisade {
         }
         push(point, "init_in_place_ms", in_place);
 
-        // What every CLI command and every daemon request pays before its
-        // operation: the state lock, the store, two netlink sockets and the
-        // repair check.
+        // What every CLI command pays before its operation: the state
+        // lock, the store, two netlink sockets and the repair check.
         let mut open = Vec::new();
         for _ in 0..reps {
             self.engine = None;

@@ -100,7 +100,7 @@ pub fn render(outcomes: &[Outcome], levels: &[usize], reps: usize) -> String {
     }
 
     let _ = writeln!(w, "### palisade's other figures\n");
-    let _ = writeln!(w, "| k | create with own netns | destroy with own netns | detach amortised over a batch of 64 (its deletion included) | policy change: widen | policy change: narrow (ends connections) | policy change (CLI) | verify | verify (CLI) | init after tables deleted | init, tables in place | engine open (before each CLI command and daemon request) | RSS of the process holding k (MiB) | peak RSS of `palisade verify` (MiB) |");
+    let _ = writeln!(w, "| k | create with own netns | destroy with own netns | detach amortised over a batch of 64 (its deletion included) | policy change: widen | policy change: narrow (ends connections) | policy change (CLI) | verify | verify (CLI) | init after tables deleted | init, tables in place | engine open (before each CLI command) | RSS of the process holding k (MiB) | peak RSS of `palisade verify` (MiB) |");
     let _ = writeln!(
         w,
         "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"

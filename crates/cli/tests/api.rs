@@ -963,4 +963,48 @@ fn tls_listener_and_cli_beside_the_daemon() {
         200
     );
     d.env.ok(&["verify"]);
+
+    // The daemon keeps its engine between requests, without the lock: a
+    // CLI command in between runs, and the daemon sees what it did.
+    d.env.ok(&["sandbox", "destroy", &via_cli]);
+    assert_eq!(
+        d.req("GET", &format!("/sandboxes/{via_cli}"), Some(&admin), None)
+            .status,
+        404
+    );
+    // A CLI command killed midway is repaired by the daemon's next request,
+    // made with the engine it kept.
+    assert_eq!(
+        d.req("GET", &format!("/sandboxes/{via_api}"), Some(&admin), None)
+            .status,
+        200
+    );
+    let out = d.env.palisade_env(
+        &[
+            "rule",
+            "add",
+            "--tenant",
+            "acme",
+            "--deny",
+            "--proto",
+            "tcp",
+            "--port",
+            "9",
+            "--cidr",
+            "203.0.113.10/32",
+        ],
+        &[("PALISADE_CRASH_AT", "rule-after-journal")],
+    );
+    assert!(!out.status.success());
+    assert_eq!(
+        d.req("GET", &format!("/sandboxes/{via_api}"), Some(&admin), None)
+            .status,
+        200
+    );
+    let log = d.log_text();
+    assert!(
+        log.contains("repaired an interrupted operation") && log.contains("rule 1 of tenant acme"),
+        "{log}"
+    );
+    d.env.ok(&["verify"]);
 }

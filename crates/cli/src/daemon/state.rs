@@ -4,7 +4,7 @@
 
 use super::auth::tokens::TokenKeys;
 use super::error::ApiError;
-use crate::engine::Engine;
+use crate::engine::{Engine, IdleEngine};
 use governor::clock::DefaultClock;
 use governor::state::keyed::DefaultKeyedStateStore;
 use governor::{Quota, RateLimiter};
@@ -27,8 +27,9 @@ pub struct AppState {
     accounts: Mutex<Accounts>,
     audit: Mutex<AuditLog>,
     /// One engine at a time in this process; the state lock orders it with
-    /// CLI processes.
-    engine_turn: Mutex<()>,
+    /// CLI processes. Between requests the engine waits here without the
+    /// lock (`None` before the first request, or after one that failed).
+    engine_turn: Mutex<Option<IdleEngine>>,
     policy: RwLock<SecurityPolicy>,
     limiter: RwLock<Arc<Limiter>>,
     /// How the API is reachable, for the compliance report.
@@ -80,7 +81,7 @@ impl AppState {
             keys,
             accounts: Mutex::new(accounts),
             audit: Mutex::new(audit),
-            engine_turn: Mutex::new(()),
+            engine_turn: Mutex::new(None),
             transport,
         })
     }
@@ -125,10 +126,12 @@ impl AppState {
         }
     }
 
-    /// Runs `f` on an engine opened for it, on a blocking thread: the state
-    /// lock is taken, a crashed earlier operation repaired, and the result
-    /// is what the store and kernel say now. Nothing is cached, so the
-    /// daemon and the CLI never disagree.
+    /// Runs `f` on the engine, on a blocking thread: the state lock is
+    /// taken, a crashed earlier operation (of this process or a CLI one)
+    /// repaired, and the result is what the store and kernel say now. The
+    /// store and the kernel sockets stay open between requests, without
+    /// the lock, so a CLI command may run in between; after a server-side
+    /// failure the engine is dropped and the next request opens a new one.
     pub async fn engine<T, F>(self: &Arc<Self>, f: F) -> Result<T, ApiError>
     where
         T: Send + 'static,
@@ -136,13 +139,27 @@ impl AppState {
     {
         let state = self.clone();
         tokio::task::spawn_blocking(move || {
-            let _turn = lock(&state.engine_turn);
-            let (mut engine, repair) =
-                Engine::open(state.config.clone(), &state.state_dir).map_err(ApiError::from)?;
+            let mut idle = lock(&state.engine_turn);
+            let opened = match idle.take() {
+                Some(engine) => engine.resume(),
+                None => Engine::open(state.config.clone(), &state.state_dir),
+            };
+            let (mut engine, repair) = opened.map_err(ApiError::from)?;
             for line in repair.lines() {
                 tracing::warn!(repair = %line, "repaired an interrupted operation");
             }
-            f(&mut engine)
+            let result = f(&mut engine);
+            // A refused request (not found, invalid, conflict) leaves the
+            // engine as it was; after a server-side failure (the kernel,
+            // the store) the next request starts from a new one.
+            let keep = match &result {
+                Ok(_) => true,
+                Err(e) => !e.status.is_server_error(),
+            };
+            if keep {
+                *idle = Some(engine.idle());
+            }
+            result
         })
         .await
         .map_err(|e| ApiError::internal("the engine task", e))?

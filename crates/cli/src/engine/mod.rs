@@ -100,6 +100,44 @@ pub struct Engine {
     _lock: StateLock,
 }
 
+/// An [`Engine`] without the state lock: see [`Engine::idle`].
+pub struct IdleEngine {
+    config: Config,
+    state_dir: PathBuf,
+    store: Store,
+    nft: NftSocket,
+    rtnl: palisade_link::Rtnl,
+}
+
+impl IdleEngine {
+    /// Takes the state lock again and repairs what another process left
+    /// interrupted meanwhile, as [`Engine::open`] does; the store is read
+    /// afresh by every query, so what other processes changed is seen.
+    pub fn resume(self) -> Result<(Engine, RepairReport), EngineError> {
+        let lock = take_state_lock(&self.state_dir)?;
+        let mut engine = Engine {
+            config: self.config,
+            state_dir: self.state_dir,
+            store: self.store,
+            nft: self.nft,
+            rtnl: self.rtnl,
+            _lock: lock,
+        };
+        let report = engine.repair(false)?;
+        Ok((engine, report))
+    }
+}
+
+fn take_state_lock(state_dir: &Path) -> Result<StateLock, EngineError> {
+    StateLock::acquire(state_dir, || {
+        eprintln!("palisade: waiting for another palisade process to finish...")
+    })
+    .map_err(|source| EngineError::Lock {
+        dir: state_dir.display().to_string(),
+        source,
+    })
+}
+
 impl Engine {
     /// Takes the state lock, opens the store and the kernel sockets, then
     /// repairs what an interrupted earlier run left (O(1) when healthy).
@@ -125,13 +163,7 @@ impl Engine {
             dir: state_dir.display().to_string(),
             source,
         })?;
-        let lock = StateLock::acquire(state_dir, || {
-            eprintln!("palisade: waiting for another palisade process to finish...")
-        })
-        .map_err(|source| EngineError::Lock {
-            dir: state_dir.display().to_string(),
-            source,
-        })?;
+        let lock = take_state_lock(state_dir)?;
         let store = Store::open(state_dir)?;
         let nft = NftSocket::open().map_err(|e| EngineError::Netfilter(Box::new(e)))?;
         let rtnl = palisade_link::Rtnl::open().map_err(|e| EngineError::Rtnetlink(Box::new(e)))?;
@@ -145,6 +177,20 @@ impl Engine {
         };
         let report = engine.repair(full)?;
         Ok((engine, report))
+    }
+
+    /// Releases the state lock and keeps the store and the kernel sockets
+    /// for [`IdleEngine::resume`]: a long-running process (the daemon)
+    /// between two operations, so that another process may take the lock
+    /// meanwhile without the next operation paying for a new engine.
+    pub fn idle(self) -> IdleEngine {
+        IdleEngine {
+            config: self.config,
+            state_dir: self.state_dir,
+            store: self.store,
+            nft: self.nft,
+            rtnl: self.rtnl,
+        }
     }
 
     pub fn config(&self) -> &Config {
