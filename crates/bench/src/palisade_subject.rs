@@ -299,6 +299,18 @@ impl Palisade {
         }
         push(point, "engine_open_ms", open);
 
+        // What a daemon request pays instead: the lock taken again and the
+        // repair check, on the store and sockets it kept.
+        let mut resume = Vec::new();
+        for _ in 0..reps {
+            let idle = self.engine.take().context("an open engine")?.idle();
+            let t0 = Instant::now();
+            let (engine, _) = idle.resume()?;
+            resume.push(ms(t0.elapsed()));
+            self.engine = Some(engine);
+        }
+        push(point, "engine_resume_ms", resume);
+
         point
             .extra
             .push(("rss_mib".into(), own_memory_kib("VmRSS")? as f64 / 1024.0));
