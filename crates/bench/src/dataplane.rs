@@ -33,6 +33,18 @@ impl Ratio {
         (with, without, with / without)
     }
 
+    /// The median over rounds of each round's ratio with ÷ without: the
+    /// two runs of a round are minutes apart at most, so drift of the
+    /// shared machine over the whole series cancels out.
+    pub fn paired_median(&self) -> f64 {
+        paired(&self.with, &self.without)
+    }
+
+    /// [`Ratio::paired_median`] for conntrack alone, when measured.
+    pub fn conntrack_paired_median(&self) -> Option<f64> {
+        (!self.conntrack.is_empty()).then(|| paired(&self.conntrack, &self.without))
+    }
+
     /// Median with conntrack alone and its ratio to the median without a
     /// firewall, when that was measured.
     pub fn conntrack_medians(&self) -> Option<(f64, f64)> {
@@ -50,6 +62,12 @@ impl Ratio {
             Firewall::ConntrackOnly => &mut self.conntrack,
         }
     }
+}
+
+/// Median of `a[i] / b[i]` over the rounds both have.
+fn paired(a: &[f64], b: &[f64]) -> f64 {
+    let mut q: Vec<f64> = a.iter().zip(b).map(|(x, y)| x / y).collect();
+    median(&mut q)
 }
 
 /// What sits in the lab host's forwarding path during a run.
@@ -308,5 +326,19 @@ mod tests {
         let (alone, q) = r.conntrack_medians().expect("measured");
         assert_eq!(alone, 10.0);
         assert!((q - 10.0 / 11.0).abs() < 1e-12);
+    }
+
+    #[test]
+    fn paired_ratios_are_taken_round_by_round() {
+        // Drift: every run of round 2 is twice as fast. The ratio of the
+        // medians mixes rounds; the per-round ratios do not.
+        let r = Ratio {
+            with: vec![9.0, 18.0, 9.5],
+            without: vec![10.0, 20.0, 10.0],
+            conntrack: vec![10.0, 20.0, 9.0],
+        };
+        assert!((r.paired_median() - 0.9).abs() < 1e-12);
+        assert!((r.conntrack_paired_median().unwrap() - 1.0).abs() < 1e-12);
+        assert!((r.medians().2 - 0.95).abs() < 1e-12);
     }
 }
