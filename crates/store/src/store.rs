@@ -622,12 +622,15 @@ impl Store {
         )
     }
 
-    /// Sandboxes with an unfinished operation (the intent journal).
+    /// Sandboxes with an unfinished operation (the intent journal), ordered
+    /// by id. Every command asks, so it must stay O(1) when all is well:
+    /// the partial index `sandboxes_unfinished` answers it, and the rows
+    /// are sorted here because an `ORDER BY s.id` makes SQLite scan the
+    /// whole table in id order instead (0.4 ms at 10,000 sandboxes).
     pub fn unfinished(&self) -> Result<Vec<SandboxRecord>, StoreError> {
-        self.query(
-            &format!("{SELECT} WHERE s.state != 'ready' ORDER BY s.id"),
-            [],
-        )
+        let mut rows = self.query(&unfinished_sql(), [])?;
+        rows.sort_by_key(|r| r.id);
+        Ok(rows)
     }
 
     pub fn sandbox_by_id(&self, id: u64) -> Result<Option<SandboxRecord>, StoreError> {
@@ -1147,6 +1150,10 @@ impl Store {
     }
 }
 
+fn unfinished_sql() -> String {
+    format!("{SELECT} WHERE s.state != 'ready'")
+}
+
 /// Sets the policy generation of each listed sandbox (id, generation).
 fn set_epochs(conn: &Connection, epochs: &[(u64, u32)]) -> Result<(), StoreError> {
     if epochs.is_empty() {
@@ -1445,6 +1452,40 @@ mod tests {
         s.delete_sandbox(b.id, RetiredLink::None).unwrap();
         assert!(!s.bridge_in_use("br0", a.id).unwrap());
         assert!(s.cni_sandbox("bbb", "eth0").unwrap().is_none());
+    }
+
+    #[test]
+    fn the_unfinished_sandboxes_come_from_their_partial_index() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = Store::open(dir.path()).unwrap();
+        for name in ["b", "a", "c"] {
+            let r = s
+                .insert_sandbox(&new(name, "t1", SandboxKind::Netns), RANGE)
+                .unwrap();
+            if name == "a" {
+                s.set_state(r.id, SandboxState::Ready).unwrap();
+            }
+        }
+        let plan: Vec<String> = s
+            .conn
+            .prepare(&format!("EXPLAIN QUERY PLAN {}", unfinished_sql()))
+            .unwrap()
+            .query_map([], |r| r.get::<_, String>(3))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect();
+        assert!(
+            plan.iter()
+                .any(|step| step.contains("sandboxes_unfinished")),
+            "{plan:?}"
+        );
+        let names: Vec<String> = s
+            .unfinished()
+            .unwrap()
+            .iter()
+            .map(|r| r.name.to_string())
+            .collect();
+        assert_eq!(names, ["b", "c"], "in id order");
     }
 
     #[test]
