@@ -616,10 +616,21 @@ impl Store {
         &self,
         tenant: &TenantName,
     ) -> Result<Vec<SandboxRecord>, StoreError> {
-        self.query(
-            &format!("{SELECT} WHERE t.name = ?1 AND s.state = 'ready' ORDER BY s.id"),
+        const OF_TENANT: &str = "t.name = ?1 AND s.state = 'ready'";
+        let mut out = self.query_rows(
+            &format!("{SELECT} WHERE {OF_TENANT} ORDER BY s.id"),
             [tenant.as_str()],
-        )
+        )?;
+        // Their exposures only, not every exposure of the host.
+        let rows = self.exposure_rows(
+            &format!(
+                "{SELECT_EXPOSURE} WHERE e.sandbox_id IN (SELECT s.id FROM sandboxes s \
+                 JOIN tenants t ON t.id = s.tenant_id WHERE {OF_TENANT}) ORDER BY e.rowid"
+            ),
+            [tenant.as_str()],
+        )?;
+        attach_exposure_rows(&mut out, rows)?;
+        Ok(out)
     }
 
     /// Sandboxes with an unfinished operation (the intent journal), ordered
@@ -705,6 +716,17 @@ impl Store {
         sql: &str,
         params: P,
     ) -> Result<Vec<SandboxRecord>, StoreError> {
+        let mut out = self.query_rows(sql, params)?;
+        self.attach_exposures(&mut out)?;
+        Ok(out)
+    }
+
+    /// The sandboxes a query selects, without their exposures.
+    fn query_rows<P: rusqlite::Params>(
+        &self,
+        sql: &str,
+        params: P,
+    ) -> Result<Vec<SandboxRecord>, StoreError> {
         let mut stmt = self.conn.prepare_cached(sql).map_err(q("prepare"))?;
         let rows = stmt
             .query_map(params, row_to_record)
@@ -713,8 +735,6 @@ impl Store {
         for row in rows {
             out.push(row.map_err(q("read sandbox"))??);
         }
-        drop(stmt);
-        self.attach_exposures(&mut out)?;
         Ok(out)
     }
 
@@ -729,20 +749,7 @@ impl Store {
             )?,
             _ => self.exposure_rows(&format!("{SELECT_EXPOSURE} ORDER BY e.rowid"), [])?,
         };
-        let mut by_id: std::collections::HashMap<u64, usize> = std::collections::HashMap::new();
-        for (i, r) in records.iter().enumerate() {
-            by_id.insert(r.id, i);
-        }
-        for (id, exposure) in rows {
-            let Some(&i) = by_id.get(&id) else { continue };
-            let record = &mut records[i];
-            let exposure = exposure.map_err(|what| StoreError::Corrupt {
-                sandbox: record.name.to_string(),
-                what: format!("exposure: {what}"),
-            })?;
-            record.exposures.push(exposure);
-        }
-        Ok(())
+        attach_exposure_rows(records, rows)
     }
 
     fn exposure_rows<P: rusqlite::Params>(
@@ -1150,6 +1157,26 @@ impl Store {
     }
 }
 
+/// Gives each record its exposures from `rows` (in their order); rows of
+/// other sandboxes are skipped.
+fn attach_exposure_rows(
+    records: &mut [SandboxRecord],
+    rows: Vec<ExposureRow>,
+) -> Result<(), StoreError> {
+    let by_id: std::collections::HashMap<u64, usize> =
+        records.iter().enumerate().map(|(i, r)| (r.id, i)).collect();
+    for (id, exposure) in rows {
+        let Some(&i) = by_id.get(&id) else { continue };
+        let record = &mut records[i];
+        let exposure = exposure.map_err(|what| StoreError::Corrupt {
+            sandbox: record.name.to_string(),
+            what: format!("exposure: {what}"),
+        })?;
+        record.exposures.push(exposure);
+    }
+    Ok(())
+}
+
 fn unfinished_sql() -> String {
     format!("{SELECT} WHERE s.state != 'ready'")
 }
@@ -1502,7 +1529,23 @@ mod tests {
             }
             ids.push(r.id);
         }
+        // Exposures come with their own sandbox only.
+        let exposure = |port: &str| {
+            Exposure::new(
+                palisade_core::policy::Proto::Tcp,
+                None,
+                port.parse().unwrap(),
+                "80".parse().unwrap(),
+            )
+            .unwrap()
+        };
+        s.add_exposure(ids[2], &exposure("8080")).unwrap();
+        s.add_exposure(ids[1], &exposure("8081")).unwrap();
+        s.add_exposure(ids[2], &exposure("8082")).unwrap();
         let t1 = TenantName::new("t1").unwrap();
+        let of_t1 = s.ready_sandboxes_of(&t1).unwrap();
+        assert!(of_t1[0].exposures.is_empty());
+        assert_eq!(of_t1[1].exposures, [exposure("8080"), exposure("8082")]);
         let names = |s: &Store| -> Vec<String> {
             s.ready_sandboxes_of(&t1)
                 .unwrap()
