@@ -5,7 +5,9 @@
 //! the kernel had refused it. Both are read once per call and cost nothing
 //! when unset. Points: after-record, after-elements, after-netns, after-link,
 //! before-ready, destroy-after-mark, destroy-after-link, update-after-journal,
-//! rule-after-journal, rule-after-kernel.
+//! rule-after-journal, rule-after-kernel. `rule-after-kernel` comes after
+//! the kernel has the change: failing there leaves the journal open, and
+//! the next command finishes the change, as after a crash.
 
 use super::EngineError;
 
