@@ -335,7 +335,10 @@ fn print_sandbox(v: &SandboxView) {
     match &v.network {
         Some(n) => {
             let label = if v.kind == "tap" { "tap" } else { "host side" };
-            println!("{label:<11} {}", n.host_interface);
+            match &n.bridge {
+                Some(bridge) => println!("{label:<11} {} on bridge {bridge}", n.host_interface),
+                None => println!("{label:<11} {}", n.host_interface),
+            }
             println!("mac         {}", n.mac);
             println!(
                 "ipv4        {} gateway {} (on-link)",

@@ -15,6 +15,8 @@ fn run(test: &str, tag: char, mode: Mode, same_tenant: bool) {
         prefix: format!("mx{}{tag}", std::process::id()),
         timeout: Duration::from_millis(1000),
         same_tenant,
+        // Bridge mode spreads the sandboxes over two bridges.
+        sandboxes_per_bridge: (mode == Mode::Bridge).then_some(4),
         progress: |m| eprintln!("  - {m}"),
     };
     let cells = scenario::run(&opts).expect("scenario runs");

@@ -13,7 +13,7 @@ use crate::config::{Config, InterSandbox, Mode};
 use crate::element::{Element, Family, KeyPart, TABLE};
 use crate::exposure::Exposure;
 use crate::model::{CniAttachment, Sandbox};
-use crate::names::{BRIDGE_IFACE, IFACE_PREFIX};
+use crate::names::{BRIDGE_PREFIX, IFACE_PREFIX};
 use crate::policy;
 use crate::tenant_rule::TenantRule;
 use std::collections::BTreeMap;
@@ -496,7 +496,7 @@ fn write_sets_flagged(
 fn sandbox_ifaces(config: &Config) -> String {
     match config.network.mode {
         Mode::Routed => format!("\"{IFACE_PREFIX}*\""),
-        Mode::Bridge => format!("\"{BRIDGE_IFACE}\""),
+        Mode::Bridge => format!("\"{BRIDGE_PREFIX}*\""),
     }
 }
 

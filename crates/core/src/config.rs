@@ -46,6 +46,8 @@ pub struct NetworkConfig {
     pub subnet6: Ipv6Net,
     pub mode: Mode,
     pub uplink: Option<String>,
+    /// Bridge mode: sandboxes per bridge ([`crate::bridge_shard`]).
+    pub sandboxes_per_bridge: u32,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -84,6 +86,7 @@ impl Default for Config {
                 subnet6: DEFAULT_SUBNET6.parse().expect("static"),
                 mode: Mode::Routed,
                 uplink: None,
+                sandboxes_per_bridge: crate::bridge_shard::DEFAULT_SANDBOXES_PER_BRIDGE,
             },
             isolation: IsolationConfig {
                 inter_sandbox: InterSandbox::Deny,
@@ -119,6 +122,7 @@ struct RawNetwork {
     subnet6: Option<String>,
     mode: Option<Mode>,
     uplink: Option<String>,
+    sandboxes_per_bridge: Option<u32>,
 }
 
 #[derive(Deserialize, Default)]
@@ -188,6 +192,10 @@ impl Validator<'_> {
             Some(u) => Some(self.check_uplink(&u)?),
             None => None,
         };
+        let sandboxes_per_bridge = match raw.network.sandboxes_per_bridge {
+            Some(n) => self.check_sandboxes_per_bridge(n)?,
+            None => defaults.network.sandboxes_per_bridge,
+        };
         let mut blocked = Vec::new();
         for (i, s) in raw.isolation.blocked.iter().enumerate() {
             let key = format!("isolation.blocked[{i}]");
@@ -251,6 +259,7 @@ impl Validator<'_> {
                 subnet6,
                 mode: raw.network.mode.unwrap_or(defaults.network.mode),
                 uplink,
+                sandboxes_per_bridge,
             },
             isolation: IsolationConfig {
                 inter_sandbox: raw
@@ -340,6 +349,23 @@ impl Validator<'_> {
         Ok(net)
     }
 
+    fn check_sandboxes_per_bridge(&self, n: u32) -> Result<u32, ConfigError> {
+        use crate::bridge_shard::{MAX_SANDBOXES_PER_BRIDGE, MIN_SANDBOXES_PER_BRIDGE};
+        if !n.is_power_of_two()
+            || !(MIN_SANDBOXES_PER_BRIDGE..=MAX_SANDBOXES_PER_BRIDGE).contains(&n)
+        {
+            return Err(self.invalid(
+                "network.sandboxes_per_bridge",
+                n,
+                format!(
+                    "must be a power of two from {MIN_SANDBOXES_PER_BRIDGE} to {MAX_SANDBOXES_PER_BRIDGE} \
+                     (each bridge holds an aligned slice of the pools, and a Linux bridge takes at most 1023 ports)"
+                ),
+            ));
+        }
+        Ok(n)
+    }
+
     fn check_uplink(&self, name: &str) -> Result<String, ConfigError> {
         let key = "network.uplink";
         let ok = !name.is_empty()
@@ -354,11 +380,18 @@ impl Validator<'_> {
                 "not an interface name (1-15 characters of A-Z, a-z, 0-9, '-', '_', '.')",
             ));
         }
-        if name.starts_with(names::IFACE_PREFIX) || name == names::BRIDGE_IFACE {
+        if name.starts_with(names::IFACE_PREFIX) {
             return Err(self.invalid(
                 key,
                 name,
                 "names starting with pal- belong to palisade's sandboxes",
+            ));
+        }
+        if name.starts_with(names::BRIDGE_PREFIX) {
+            return Err(self.invalid(
+                key,
+                name,
+                "names starting with palisade belong to palisade's bridges",
             ));
         }
         Ok(name.to_string())
@@ -424,6 +457,7 @@ mod tests {
             subnet6 = "fd12:3456::/64"
             mode = "bridge"
             uplink = "eth0"
+            sandboxes_per_bridge = 64
             [isolation]
             inter_sandbox = "same-tenant"
             blocked = ["203.0.113.0/24", "2001:db8:dead::/48"]
@@ -434,6 +468,7 @@ mod tests {
         )
         .unwrap();
         assert_eq!(c.network.mode, Mode::Bridge);
+        assert_eq!(c.network.sandboxes_per_bridge, 64);
         assert_eq!(c.isolation.inter_sandbox, InterSandbox::SameTenant);
         assert_eq!(c.isolation.blocked.len(), 2);
         let acme = c.tenant_defaults(&TenantName::new("acme").unwrap());
@@ -461,6 +496,13 @@ mod tests {
             ("[network]\nmode = \"mesh\"", "mode"),
             ("[network]\nuplink = \"eth0; rm\"", "not an interface name"),
             ("[network]\nuplink = \"pal-1\"", "belong to palisade"),
+            ("[network]\nuplink = \"palisade3\"", "palisade's bridges"),
+            (
+                "[network]\nsandboxes_per_bridge = 100",
+                "network.sandboxes_per_bridge = \"100\": must be a power of two",
+            ),
+            ("[network]\nsandboxes_per_bridge = 1024", "1023 ports"),
+            ("[network]\nsandboxes_per_bridge = 2", "from 4 to 512"),
             ("[isolation]\ninter_sandbox = \"all\"", "inter_sandbox"),
             (
                 "[isolation]\nblocked = [\"10.200.0.0/24\"]",

@@ -2,6 +2,7 @@
 //! compilation of policy to an nftables ruleset. Nothing here does I/O, so all
 //! of it is tested without root.
 
+pub mod bridge_shard;
 pub mod compile;
 pub mod config;
 pub mod element;

@@ -12,8 +12,13 @@ use std::fmt;
 /// exists, before its set elements are added.
 pub const IFACE_PREFIX: &str = "pal-";
 
-/// The shared bridge in `bridge` mode.
+/// The first bridge in `bridge` mode; the others are `palisade1`, ...
+/// ([`crate::bridge_shard`]).
 pub const BRIDGE_IFACE: &str = "palisade0";
+
+/// Prefix of bridge mode's bridges. Static rules match it with a wildcard,
+/// so a bridge is filtered from the instant it exists.
+pub const BRIDGE_PREFIX: &str = "palisade";
 
 /// Interface name of a netns sandbox's end of its veth, inside its namespace.
 pub const SANDBOX_IFACE: &str = "eth0";

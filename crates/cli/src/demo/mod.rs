@@ -52,6 +52,7 @@ pub fn run(args: &DemoArgs) -> Result<ExitCode> {
         prefix: format!("demo{}", std::process::id()),
         timeout: Duration::from_millis(args.timeout_ms),
         same_tenant: !args.deny_same_tenant,
+        sandboxes_per_bridge: None,
         progress,
     };
     let cells = scenario::run(&opts)?;

@@ -86,6 +86,9 @@ pub struct ScenarioOptions {
     pub timeout: Duration,
     /// `inter_sandbox = "same-tenant"` when true, `"deny"` when false.
     pub same_tenant: bool,
+    /// Bridge mode: `network.sandboxes_per_bridge` (the default if `None`).
+    /// 4 puts the four sandboxes on two bridges, two of each tenant apart.
+    pub sandboxes_per_bridge: Option<u32>,
     /// Called with progress messages.
     pub progress: fn(&str),
 }
@@ -107,6 +110,8 @@ struct Member {
     ipv4: Ipv4Addr,
     ipv6: Ipv6Addr,
     host_iface: String,
+    /// Bridge mode: the bridge its host interface is a port of.
+    bridge: Option<String>,
 }
 
 impl Member {
@@ -182,10 +187,14 @@ pub fn run(opts: &ScenarioOptions) -> Result<Vec<Cell>> {
         Mode::Routed => "routed",
         Mode::Bridge => "bridge",
     };
+    let per_bridge = opts
+        .sandboxes_per_bridge
+        .map(|n| format!("sandboxes_per_bridge = {n}\n"))
+        .unwrap_or_default();
     std::fs::write(
         &config,
         format!(
-            "[network]\nmode = \"{mode}\"\nuplink = \"{}\"\n\n[isolation]\ninter_sandbox = \"{}\"\n",
+            "[network]\nmode = \"{mode}\"\nuplink = \"{}\"\n{per_bridge}\n[isolation]\ninter_sandbox = \"{}\"\n",
             World::LAB_IFACE,
             if opts.same_tenant { "same-tenant" } else { "deny" }
         ),
@@ -199,10 +208,13 @@ pub fn run(opts: &ScenarioOptions) -> Result<Vec<Cell>> {
     progress(&format!("palisade init ({mode} mode)"));
     palisade.ok(&["init"])?;
 
+    // Created in this order, so that with 4 sandboxes per bridge (two on
+    // the first, whose slice holds the network and gateway) each tenant has
+    // one sandbox on each bridge.
     let specs: [(&str, &str, bool, Option<u16>); 4] = [
         ("a1", "acme", true, None),
-        ("a2", "acme", true, Some(TLS_PORT)),
         ("b1", "beta", false, None),
+        ("a2", "acme", true, Some(TLS_PORT)),
         ("b2", "beta", true, None),
     ];
     let mut members = Vec::new();
@@ -248,9 +260,25 @@ pub fn run(opts: &ScenarioOptions) -> Result<Vec<Cell>> {
             ipv4: addr("ipv4")?.parse()?,
             ipv6: addr("ipv6")?.parse()?,
             host_iface: addr("host_interface")?,
+            bridge: net["bridge"].as_str().map(str::to_string),
         });
     }
 
+    if opts.mode == Mode::Bridge {
+        let bridges: std::collections::BTreeSet<&str> =
+            members.iter().filter_map(|m| m.bridge.as_deref()).collect();
+        progress(&format!(
+            "the sandboxes are ports of {}",
+            bridges.iter().copied().collect::<Vec<_>>().join(", ")
+        ));
+        if opts
+            .sandboxes_per_bridge
+            .is_some_and(|n| n as usize <= members.len())
+            && bridges.len() < 2
+        {
+            bail!("the sandboxes should span several bridges, but are on {bridges:?}");
+        }
+    }
     progress("starting listeners: world (internet, metadata, private ranges), host services, each sandbox");
     let any4 = IpAddr::V4(Ipv4Addr::UNSPECIFIED);
     let any6 = IpAddr::V6(Ipv6Addr::UNSPECIFIED);
@@ -435,10 +463,11 @@ pub fn run(opts: &ScenarioOptions) -> Result<Vec<Cell>> {
 
     progress("sending forged packets (another sandbox's source address)");
     let a1 = &members[0];
-    let b1 = &members[2];
-    let gateway_iface = match opts.mode {
-        Mode::Routed => a1.host_iface.clone(),
-        Mode::Bridge => palisade_core::names::BRIDGE_IFACE.to_string(),
+    let b1 = &members[1];
+    let gateway_iface = match (opts.mode, &a1.bridge) {
+        (Mode::Bridge, Some(bridge)) => bridge.clone(),
+        (Mode::Bridge, None) => bail!("sandbox {} has no bridge in bridge mode", a1.name),
+        (Mode::Routed, _) => a1.host_iface.clone(),
     };
     let gateway_mac = traffic::link_mac(&lab.path(), &gateway_iface)?;
     let own_mac = traffic::link_mac(&a1.path(), palisade_core::names::SANDBOX_IFACE)?;

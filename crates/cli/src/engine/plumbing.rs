@@ -2,6 +2,7 @@
 //! Everything in-process over rtnetlink: no `ip` process per step.
 
 use super::{faults, Engine, EngineError};
+use palisade_core::bridge_shard::BridgeShard;
 use palisade_core::config::Mode;
 use palisade_core::element::MacAddr;
 use palisade_core::model::{Attachment, Sandbox, SandboxKind, GATEWAY6, GATEWAY_MAC};
@@ -175,6 +176,9 @@ impl Engine {
             .as_ref()
             .map(|a| a.host_iface.clone())
             .unwrap_or_default();
+        if self.config.network.mode == Mode::Bridge {
+            return self.join_bridge(sb, &iface, index, ipv4);
+        }
         // The host never takes router advertisements or redirects from a sandbox.
         for key in [
             format!("net/ipv6/conf/{iface}/accept_ra"),
@@ -192,32 +196,8 @@ impl Engine {
                 sb,
                 "turn off the automatic IPv6 link-local address",
             ))?;
-        match self.config.network.mode {
-            Mode::Bridge => {
-                let bridge = self
-                    .rtnl
-                    .link_index(BRIDGE_IFACE)
-                    .map_err(link_err(sb, "look up the bridge"))?
-                    .ok_or_else(|| EngineError::InvalidRequest {
-                        sandbox: sb.name.to_string(),
-                        why: format!("bridge {BRIDGE_IFACE} is missing; run palisade init"),
-                    })?;
-                self.rtnl.set_master(index, bridge).map_err(|e| {
-                    let step = if e.errno() == Some(libc::EXFULL) {
-                        format!(
-                            "attach to bridge {BRIDGE_IFACE}: it is full (a Linux bridge \
-                             takes at most {BRIDGE_MAX_PORTS} ports; routed mode has no such limit)"
-                        )
-                    } else {
-                        "attach to the bridge".to_string()
-                    };
-                    link_err(sb, step)(e)
-                })?;
-                self.rtnl
-                    .set_up(index)
-                    .map_err(link_err(sb, "bring the interface up"))?;
-            }
-            Mode::Routed if sb.kind == SandboxKind::Netns => {
+        match sb.kind {
+            SandboxKind::Netns => {
                 // The gateway addresses are not on the host end: the
                 // sandbox has the gateway's MAC pinned (configure_inside),
                 // and the host has the sandbox's. The same address on
@@ -236,7 +216,7 @@ impl Engine {
                         .map_err(link_err(sb, format!("pin the sandbox's MAC for {dest}")))?;
                 }
             }
-            Mode::Routed => {
+            _ => {
                 // A tap's guest configures itself and resolves the gateway
                 // with ARP and neighbour discovery: the tap carries both
                 // gateway addresses.
@@ -263,6 +243,96 @@ impl Engine {
             }
         }
         Ok(())
+    }
+
+    /// Bridge mode: the host end becomes a port of the sandbox's bridge,
+    /// with IPv6 off. A port passes frames to its bridge below layer 3, so
+    /// it needs no address, no route and no sysctl of its own; with IPv6 on,
+    /// each port would get an `ff00::/8` route, and every port coming up or
+    /// going down makes the kernel walk all the IPv6 routes of the host
+    /// (docs/benchmarks.md). With IPv6 off the kernel skips that walk for
+    /// the port coming up, and the routes it walks on the way down are the
+    /// bridges' few.
+    fn join_bridge(
+        &mut self,
+        sb: &Sandbox,
+        iface: &str,
+        index: u32,
+        ipv4: Ipv4Addr,
+    ) -> Result<(), EngineError> {
+        let key = format!("net/ipv6/conf/{iface}/disable_ipv6");
+        palisade_link::set_sysctl(&key, "1").map_err(link_err(sb, format!("set {key}")))?;
+        let shard =
+            self.config
+                .network
+                .bridge_shard(ipv4)
+                .ok_or_else(|| EngineError::InvalidRequest {
+                    sandbox: sb.name.to_string(),
+                    why: format!("its address {ipv4} is outside network.subnet"),
+                })?;
+        let bridge = self.ensure_bridge_shard(sb, &shard)?;
+        self.rtnl.set_master(index, bridge).map_err(|e| {
+            let step = if e.errno() == Some(libc::EXFULL) {
+                format!(
+                    "attach to bridge {}: it is full (a Linux bridge takes at most \
+                     {BRIDGE_MAX_PORTS} ports)",
+                    shard.iface
+                )
+            } else {
+                format!("attach to bridge {}", shard.iface)
+            };
+            link_err(sb, step)(e)
+        })?;
+        self.rtnl
+            .set_up(index)
+            .map_err(link_err(sb, "bring the interface up"))
+    }
+
+    /// The bridge that holds `shard`'s slice of the pools, made on first
+    /// use. `palisade0` is made by `init` ([`Engine::ensure_host`]) and
+    /// routes the whole pools; another bridge has the gateway addresses
+    /// without prefix routes and routes its own slices, more specific.
+    ///
+    /// A bridge whose slice the host does not route to it (its set-up was
+    /// interrupted) is set up again: every step is idempotent. Checking
+    /// costs one route lookup.
+    fn ensure_bridge_shard(
+        &mut self,
+        sb: &Sandbox,
+        shard: &BridgeShard,
+    ) -> Result<u32, EngineError> {
+        let name = &shard.iface;
+        let found = self
+            .rtnl
+            .link_index(name)
+            .map_err(link_err(sb, format!("look up bridge {name}")))?;
+        if shard.index == 0 {
+            return found.ok_or_else(|| EngineError::InvalidRequest {
+                sandbox: sb.name.to_string(),
+                why: format!("bridge {BRIDGE_IFACE} is missing; run palisade init"),
+            });
+        }
+        if let Some(index) = found {
+            let routed_to = self
+                .rtnl
+                .route_oif(IpAddr::V6(shard.slice6.network()))
+                .map_err(link_err(sb, format!("look up the route to bridge {name}")))?;
+            if routed_to == Some(index) {
+                return Ok(index);
+            }
+        }
+        let index = match found {
+            Some(index) => index,
+            None => self
+                .rtnl
+                .create_bridge(name)
+                .map_err(link_err(sb, format!("create bridge {name}")))?,
+        };
+        faults::point("after-bridge")?;
+        let gateway4 = self.config.gateway4();
+        set_up_bridge(&mut self.rtnl, index, shard, gateway4)
+            .map_err(link_err(sb, format!("set up bridge {name}")))?;
+        Ok(index)
     }
 
     /// Deletes the IPv6 multicast route the kernel gives a routed host end
@@ -500,6 +570,43 @@ fn strip_peer(sb: &Sandbox, rtnl: &mut Rtnl, eth: u32) -> Result<(), EngineError
             .map_err(link_err(sb, format!("delete eth0's address {addr}/{len}")))?;
     }
     Ok(())
+}
+
+/// Addresses, sysctls and routes of a bridge other than `palisade0`
+/// (idempotent).
+fn set_up_bridge(
+    rtnl: &mut Rtnl,
+    index: u32,
+    shard: &BridgeShard,
+    gateway4: Ipv4Addr,
+) -> Result<(), LinkError> {
+    let name = &shard.iface;
+    rtnl.add_address_without_prefix_route(index, IpAddr::V4(gateway4), 32)?;
+    rtnl.add_address(index, IpAddr::V6(GATEWAY6), 64)?;
+    for key in [
+        format!("net/ipv4/conf/{name}/send_redirects"),
+        format!("net/ipv6/conf/{name}/accept_ra"),
+    ] {
+        palisade_link::set_sysctl(&key, "0")?;
+    }
+    rtnl.set_up(index)?;
+    rtnl.add_route(&RouteSpec {
+        dest: IpAddr::V4(shard.slice4.network()),
+        prefix_len: shard.slice4.prefix_len(),
+        oif: index,
+        gateway: None,
+        onlink: false,
+        source: Some(IpAddr::V4(gateway4)),
+    })?;
+    // Last: the route `ensure_bridge_shard` checks for.
+    rtnl.add_route(&RouteSpec {
+        dest: IpAddr::V6(shard.slice6.network()),
+        prefix_len: shard.slice6.prefix_len(),
+        oif: index,
+        gateway: None,
+        onlink: false,
+        source: None,
+    })
 }
 
 /// The gateway as a sandbox sees it.

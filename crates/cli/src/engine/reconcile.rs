@@ -6,8 +6,9 @@
 //! the table is gone, and rebuilds the whole table in one transaction.
 
 use super::{Engine, EngineError};
+use palisade_core::bridge_shard::is_bridge_iface;
 use palisade_core::model::SandboxKind;
-use palisade_core::names::{self, BRIDGE_IFACE};
+use palisade_core::names;
 use palisade_store::SandboxState;
 use std::collections::BTreeSet;
 
@@ -232,12 +233,12 @@ impl Engine {
                 Err(e) => report.unfixable.push(e.to_string()),
             }
         }
-        if self.config.network.mode == palisade_core::config::Mode::Routed
-            && present.contains(BRIDGE_IFACE)
-        {
-            report.unfixable.push(format!(
-                "bridge {BRIDGE_IFACE} from bridge mode still exists; delete it if unused"
-            ));
+        if self.config.network.mode == palisade_core::config::Mode::Routed {
+            for bridge in present.iter().filter(|n| is_bridge_iface(n)) {
+                report.unfixable.push(format!(
+                    "bridge {bridge} from bridge mode still exists; delete it if unused"
+                ));
+            }
         }
         Ok(report)
     }

@@ -43,6 +43,9 @@ pub struct NetworkView {
     pub ipv4_gateway: String,
     pub ipv6: String,
     pub ipv6_gateway: String,
+    /// Bridge mode: the bridge the host interface is a port of.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bridge: Option<String>,
 }
 
 impl SandboxView {
@@ -70,6 +73,9 @@ impl SandboxView {
                 ipv4_gateway: config.gateway4().to_string(),
                 ipv6: format!("{}/128", a.ipv6),
                 ipv6_gateway: GATEWAY6.to_string(),
+                bridge: (config.network.mode == palisade_core::config::Mode::Bridge)
+                    .then(|| config.network.bridge_shard(a.ipv4).map(|s| s.iface))
+                    .flatten(),
             }),
             cni: sb.cni.clone(),
             created_at: r.created_at.clone(),

@@ -180,6 +180,39 @@ impl Rtnl {
         }
     }
 
+    /// The interface the kernel would send a packet to `dest` out of
+    /// (`ip route get`); `None` when it has no usable route.
+    pub fn route_oif(&mut self, dest: IpAddr) -> Result<Option<u32>> {
+        let mut msg = RouteMessage::default();
+        msg.header.address_family = family_of(dest);
+        msg.header.destination_prefix_length = if dest.is_ipv4() { 32 } else { 128 };
+        msg.attributes
+            .push(RouteAttribute::Destination(RouteAddress::from(dest)));
+        let what = dest.to_string();
+        let ctx = Ctx {
+            op: "look up route",
+            what: &what,
+        };
+        match self.request(RouteNetlinkMessage::GetRoute(msg), 0, &ctx) {
+            Ok(replies) => Ok(replies.into_iter().find_map(|m| match m {
+                RouteNetlinkMessage::NewRoute(r) => r.attributes.iter().find_map(|a| match a {
+                    RouteAttribute::Oif(i) => Some(*i),
+                    _ => None,
+                }),
+                _ => None,
+            })),
+            Err(e)
+                if matches!(
+                    e.errno(),
+                    Some(libc::ENETUNREACH | libc::EHOSTUNREACH | libc::EACCES | libc::EINVAL)
+                ) =>
+            {
+                Ok(None)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
     /// Add (or replace) a route in the main table.
     pub fn add_route(&mut self, route: &RouteSpec) -> Result<()> {
         check_prefix("add_route", route.dest, route.prefix_len)?;
