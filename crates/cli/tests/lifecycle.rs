@@ -4,6 +4,7 @@
 mod common;
 
 use common::Env;
+use std::net::IpAddr;
 
 const ROUTED: &str = "[network]\nmode = \"routed\"\n";
 
@@ -844,4 +845,114 @@ fn bridge_ports_are_freed_at_destroy_and_a_full_bridge_fails_closed() {
     env.ok(&["sandbox", "destroy", &last]);
     env.assert_empty();
     palisade_link::delete_named_netns(&first).unwrap();
+}
+
+/// Bridge mode with 4 sandboxes per bridge: the first slice of the pools
+/// (network, gateway and two sandboxes) is on `palisade0`, the next on
+/// `palisade1`, made by its first sandbox. A crash right after that bridge
+/// is created leaves it without addresses or routes; the next create on it
+/// finishes it. Sandboxes on different bridges reach each other through the
+/// host, as policy allows.
+#[test]
+fn bridge_mode_spreads_sandboxes_over_bridges_and_finishes_an_interrupted_one() {
+    let Some(env) = Env::new(
+        "bridge_mode_spreads_sandboxes_over_bridges_and_finishes_an_interrupted_one",
+        "[network]\nmode = \"bridge\"\nsandboxes_per_bridge = 4\n\n[isolation]\ninter_sandbox = \"same-tenant\"\n",
+    ) else {
+        return;
+    };
+    env.ok(&["init"]);
+    let create = |name: &str| env.json(&["sandbox", "create", name, "--tenant", "t", "--json"]);
+    let bridge_of = |v: &serde_json::Value| v["network"]["bridge"].as_str().unwrap().to_string();
+    let addresses = |v: &serde_json::Value| -> (IpAddr, IpAddr) {
+        let addr = |key: &str| {
+            v["network"][key]
+                .as_str()
+                .unwrap()
+                .split('/')
+                .next()
+                .unwrap()
+                .parse()
+                .unwrap()
+        };
+        (addr("ipv4"), addr("ipv6"))
+    };
+    let first = env.name("first");
+    let v1 = create(&first);
+    let second = env.name("second");
+    let v2 = create(&second);
+    assert_eq!(bridge_of(&v1), "palisade0");
+    assert_eq!(bridge_of(&v2), "palisade0");
+
+    let third = env.name("third");
+    let out = env.palisade_env(
+        &["sandbox", "create", &third, "--tenant", "t"],
+        &[("PALISADE_CRASH_AT", "after-bridge")],
+    );
+    use std::os::unix::process::ExitStatusExt;
+    assert_eq!(out.status.signal(), Some(9), "not killed at after-bridge");
+    let link_index = |name: &'static str| {
+        env.lab
+            .run(move || palisade_link::Rtnl::open()?.link_index(name))
+            .unwrap()
+            .unwrap()
+    };
+    let unfinished = link_index("palisade1").expect("control: the crash left palisade1");
+    let route_oif = |dest: IpAddr| {
+        env.lab
+            .run(move || palisade_link::Rtnl::open()?.route_oif(dest))
+            .unwrap()
+            .unwrap()
+    };
+    let slice6: IpAddr = "fd70:616c:6973::4".parse().unwrap();
+    assert_ne!(
+        route_oif(slice6),
+        Some(unfinished),
+        "control: the crash came before the slice's routes"
+    );
+
+    let v3 = create(&third);
+    assert_eq!(bridge_of(&v3), "palisade1");
+    assert_eq!(link_index("palisade1"), Some(unfinished), "the same bridge");
+    let (third4, third6) = addresses(&v3);
+    for dest in [third4, third6] {
+        assert_eq!(
+            route_oif(dest),
+            Some(unfinished),
+            "{dest} is routed to palisade1"
+        );
+    }
+    env.ok(&["verify"]);
+
+    // From palisade0's first sandbox to palisade1's, both families.
+    for dest in [third4, third6] {
+        let at = std::net::SocketAddr::new(dest, 7100);
+        let listener = palisade_link::run_in_netns(&palisade_link::netns_path(&third), move || {
+            std::net::TcpListener::bind(at).unwrap()
+        })
+        .unwrap();
+        let mut inside =
+            palisade_link::run_in_netns(&palisade_link::netns_path(&first), move || {
+                std::net::TcpStream::connect_timeout(&at, std::time::Duration::from_secs(2))
+            })
+            .unwrap()
+            .unwrap_or_else(|e| panic!("{first} -> {at} across bridges: {e}"));
+        let (mut outside, _) = listener.accept().unwrap();
+        for s in [&inside, &outside] {
+            s.set_read_timeout(Some(std::time::Duration::from_secs(2)))
+                .unwrap();
+        }
+        assert_eq!(
+            common::send_and_read(&mut inside, &mut outside, b"over"),
+            Some(b"over".to_vec())
+        );
+        assert_eq!(
+            common::send_and_read(&mut outside, &mut inside, b"back"),
+            Some(b"back".to_vec())
+        );
+    }
+    for name in [&first, &second, &third] {
+        env.ok(&["sandbox", "destroy", name]);
+    }
+    env.assert_empty();
 }

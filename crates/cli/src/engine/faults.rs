@@ -3,8 +3,9 @@
 //! `PALISADE_CRASH_AT=<point>` kills the process with SIGKILL at that point,
 //! as a `kill -9` would; `PALISADE_FAIL_AT=<point>` makes the step fail as if
 //! the kernel had refused it. Both are read once per call and cost nothing
-//! when unset. Points: after-record, after-elements, after-netns, after-link,
-//! before-ready, destroy-after-mark, destroy-after-link, update-after-journal,
+//! when unset. Points: after-record, after-elements, after-netns,
+//! after-bridge (bridge mode: a new bridge, before its addresses and
+//! routes), after-link, before-ready, destroy-after-mark, destroy-after-link, update-after-journal,
 //! rule-after-journal, rule-after-kernel. `rule-after-kernel` comes after
 //! the kernel has the change: failing there leaves the journal open, and
 //! the next command finishes the change, as after a crash.
