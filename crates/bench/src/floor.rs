@@ -1,6 +1,8 @@
 //! The kernel's floor under an attach: the same links and routes that
-//! palisade's routed attach makes, made directly over rtnetlink with
-//! nothing else (no firewall elements, no sysctls, no store, no checks).
+//! palisade's attach makes, made directly over rtnetlink with nothing else
+//! (no firewall elements, no sysctls but a bridge port's `disable_ipv6`, no
+//! store, no checks). In bridge mode the host end is a port of a bridge of
+//! the floor's own, as palisade's are ports of its bridges.
 //! Timed on palisade's own lab at each k, just before palisade's timed
 //! attaches, so that both see the same host: what palisade's attach costs
 //! beyond it is palisade's own work, and what grows with k in the floor is
@@ -8,6 +10,7 @@
 
 use crate::series::{median, ms};
 use anyhow::{Context, Result};
+use palisade_core::config::Mode;
 use palisade_link::{RouteSpec, Rtnl, VethSpec};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::os::fd::AsFd;
@@ -16,6 +19,8 @@ use std::time::Instant;
 /// The namespace the floor's sandbox end goes into (made untimed, as for
 /// palisade's adopted namespaces).
 const NETNS: &str = "floor";
+/// The bridge of the floor's bridge-mode ports.
+const BRIDGE: &str = "floor-br";
 /// Repetitions the floor's address range holds.
 const MAX_REPS: usize = 250;
 /// Gateways of the floor's sandbox ends; their addresses are documentation
@@ -28,20 +33,29 @@ const GATEWAY6: Ipv6Addr = Ipv6Addr::new(0xfe80, 0, 0, 0, 0, 0, 0, 1);
 /// two of them would leave the kernel's deferred work of freeing a device
 /// to the next. The caller lets the kernel settle before timing anything
 /// else.
-pub fn attach_ms(reps: usize) -> Result<f64> {
+pub fn attach_ms(reps: usize, mode: Mode) -> Result<f64> {
     anyhow::ensure!(
         reps <= MAX_REPS,
         "the kernel floor takes at most {MAX_REPS} repetitions (one address each)"
     );
     palisade_link::create_named_netns(NETNS).context("the floor's namespace")?;
     let mut host = Rtnl::open()?;
+    let bridge = match mode {
+        Mode::Routed => None,
+        Mode::Bridge => Some(make_bridge(&mut host).context("the floor's bridge")?),
+    };
     let timed = (0..reps)
-        .map(|rep| attach_once(&mut host, rep))
+        .map(|rep| attach_once(&mut host, rep, bridge))
         .collect::<Result<Vec<f64>>>();
     let mut cleaned = Ok(());
     for rep in 0..reps {
         // Both ends go with it; one never made is no error.
         if let Err(e) = host.delete_link(&host_end(rep)) {
+            cleaned = Err(e);
+        }
+    }
+    if bridge.is_some() {
+        if let Err(e) = host.delete_link(BRIDGE) {
             cleaned = Err(e);
         }
     }
@@ -57,10 +71,21 @@ fn host_end(rep: usize) -> String {
     format!("floor-{rep}")
 }
 
+/// A bridge like palisade's, up, with the gateway addresses.
+fn make_bridge(host: &mut Rtnl) -> Result<u32> {
+    let index = host.create_bridge(BRIDGE)?;
+    host.add_address_without_prefix_route(index, IpAddr::V4(GATEWAY4), 32)?;
+    host.add_address(index, IpAddr::V6(GATEWAY6), 64)?;
+    host.set_up(index)?;
+    Ok(index)
+}
+
 /// One attach: a veth into the namespace, both ends without an automatic
 /// IPv6 link-local address (as palisade's), both ends up, the host's /32
-/// and /128 routes to the sandbox end, its addresses and default routes.
-fn attach_once(host: &mut Rtnl, rep: usize) -> Result<f64> {
+/// and /128 routes to the sandbox end (routed), or the host end a port of
+/// `bridge` with IPv6 off, then the sandbox end's addresses and default
+/// routes.
+fn attach_once(host: &mut Rtnl, rep: usize, bridge: Option<u32>) -> Result<f64> {
     let path = palisade_link::netns_path(NETNS);
     let ns = palisade_link::open_netns(&path)?;
     let sandbox_end = format!("eth{rep}");
@@ -77,17 +102,23 @@ fn attach_once(host: &mut Rtnl, rep: usize) -> Result<f64> {
     })?;
     // In palisade's order: the host end up while its peer is down, so that
     // the kernel walks the host's IPv6 routes once, when the carrier comes.
-    host.disable_ipv6_autoconf_address(index)?;
-    host.set_up(index)?;
-    for (dest, len) in [(IpAddr::V4(addr4), 32), (IpAddr::V6(addr6), 128)] {
-        host.add_route(&RouteSpec {
-            dest,
-            prefix_len: len,
-            oif: index,
-            gateway: None,
-            onlink: false,
-            source: None,
-        })?;
+    if let Some(bridge) = bridge {
+        palisade_link::set_sysctl(&format!("net/ipv6/conf/{host_end}/disable_ipv6"), "1")?;
+        host.set_master(index, bridge)?;
+        host.set_up(index)?;
+    } else {
+        host.disable_ipv6_autoconf_address(index)?;
+        host.set_up(index)?;
+        for (dest, len) in [(IpAddr::V4(addr4), 32), (IpAddr::V6(addr6), 128)] {
+            host.add_route(&RouteSpec {
+                dest,
+                prefix_len: len,
+                oif: index,
+                gateway: None,
+                onlink: false,
+                source: None,
+            })?;
+        }
     }
     let mut inside = Rtnl::open_in(&path)?;
     let eth = inside

@@ -16,6 +16,7 @@ mod peers;
 mod proc;
 mod report;
 mod series;
+mod settle;
 
 use anyhow::{bail, Context, Result};
 use clap::{Parser, ValueEnum};
@@ -26,7 +27,10 @@ use std::time::Duration;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Serialize, Deserialize)]
 enum System {
+    /// palisade in routed mode, its default.
     Palisade,
+    /// palisade in bridge mode (sandboxes spread over bridges of 512).
+    PalisadeBridge,
     Netavark,
     Cni,
     Iptables,
@@ -36,6 +40,7 @@ impl System {
     fn label(self) -> &'static str {
         match self {
             System::Palisade => "palisade",
+            System::PalisadeBridge => "palisade-bridge",
             System::Netavark => "netavark",
             System::Cni => "cni",
             System::Iptables => "iptables",
@@ -45,7 +50,9 @@ impl System {
     /// What the system needs on the machine, or why it cannot run.
     fn missing(self) -> Option<String> {
         let need: Vec<String> = match self {
-            System::Palisade => vec!["nft".into(), "iperf3".into(), "nsenter".into(), "ip".into()],
+            System::Palisade | System::PalisadeBridge => {
+                vec!["nft".into(), "iperf3".into(), "nsenter".into(), "ip".into()]
+            }
             System::Netavark => vec![peers::netavark::BINARY.into(), "iptables".into()],
             System::Cni => peers::cni::PLUGINS
                 .iter()
@@ -87,12 +94,13 @@ struct Args {
     /// Seconds palisade may spend growing.
     #[arg(long, default_value_t = 900)]
     palisade_budget: u64,
-    /// Systems to run, in this order (palisade last: its 10,000 namespaces
-    /// take the kernel a while to free).
+    /// Systems to run, in this order. Each waits for the machine to be
+    /// quiet after the one before (the kernel frees a lab's namespaces in
+    /// the background).
     #[arg(
         long,
         value_delimiter = ',',
-        default_value = "netavark,cni,iptables,palisade"
+        default_value = "netavark,cni,iptables,palisade,palisade-bridge"
     )]
     systems: Vec<System>,
     /// Data plane rounds (each: one iperf3 run with and one without the
@@ -146,7 +154,10 @@ fn parent(args: &Args) -> Result<()> {
     }
     let exe = std::env::current_exe()?;
     let mut outcomes = Vec::new();
-    for &system in &args.systems {
+    for (i, &system) in args.systems.iter().enumerate() {
+        if i > 0 {
+            settle::wait_until_quiet();
+        }
         if let Some(why) = system.missing() {
             eprintln!("palisade-bench: {}: SKIPPED, {why}", system.label());
             outcomes.push(Outcome {
@@ -222,10 +233,15 @@ fn child(system: System, args: &Args) -> Result<()> {
     };
     let levels = &args.levels;
     match system {
-        System::Palisade => {
-            let mut p = palisade_subject::Palisade::new(args.reps)?;
+        System::Palisade | System::PalisadeBridge => {
+            let mode = if system == System::Palisade {
+                palisade_core::config::Mode::Routed
+            } else {
+                palisade_core::config::Mode::Bridge
+            };
+            let mut p = palisade_subject::Palisade::new(args.reps, mode)?;
             let s = series::run(
-                "palisade",
+                system.label(),
                 &mut p,
                 levels,
                 args.reps,

@@ -12,7 +12,7 @@ use crate::proc::{own_memory_kib, run_peak_rss, run_timed};
 use crate::series::{median, ms, Point, Subject};
 use anyhow::{bail, Context, Result};
 use palisade::engine::{CreateRequest, DestroyOutcome, Engine, UpdateRequest};
-use palisade_core::config::Config;
+use palisade_core::config::{Config, Mode};
 use palisade_core::exposure::PortRange;
 use palisade_core::model::SandboxKind;
 use palisade_core::policy::Proto;
@@ -20,11 +20,18 @@ use palisade_core::tenant_rule::{RuleAction, TenantRule};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-/// The lab's configuration: an uplink (a dummy) so that half the sandboxes
-/// can have internet egress, and same-tenant traffic allowed so the data
-/// plane test has two sandboxes that may talk.
-pub const CONFIG: &str =
-    "[network]\nuplink = \"up0\"\n[isolation]\ninter_sandbox = \"same-tenant\"\n";
+/// The lab's configuration in `mode`: an uplink (a dummy) so that half the
+/// sandboxes can have internet egress, and same-tenant traffic allowed so
+/// the data plane test has two sandboxes that may talk.
+pub fn config_text(mode: Mode) -> String {
+    let mode = match mode {
+        Mode::Routed => "routed",
+        Mode::Bridge => "bridge",
+    };
+    format!(
+        "[network]\nmode = \"{mode}\"\nuplink = \"up0\"\n[isolation]\ninter_sandbox = \"same-tenant\"\n"
+    )
+}
 
 /// Tenants the filled sandboxes are spread over.
 const TENANTS: usize = 50;
@@ -64,13 +71,14 @@ fn request(i: usize, name: String) -> CreateRequest {
 }
 
 impl Palisade {
-    pub fn new(reps: usize) -> Result<Palisade> {
+    pub fn new(reps: usize, mode: Mode) -> Result<Palisade> {
         crate::lab::add_uplink("up0")?;
         let dir = Path::new(SCRATCH).join("palisade");
         std::fs::create_dir_all(&dir)?;
         let config_path = dir.join("palisade.toml");
-        std::fs::write(&config_path, CONFIG)?;
-        let config = Config::from_toml(&config_path.display().to_string(), CONFIG)?;
+        let text = config_text(mode);
+        std::fs::write(&config_path, &text)?;
+        let config = Config::from_toml(&config_path.display().to_string(), &text)?;
         let state_dir = dir.join("state");
         let (engine, _) = Engine::open_init(config.clone(), &state_dir)?;
         let cli = std::env::current_exe()?
@@ -361,7 +369,7 @@ impl Palisade {
         // The kernel's floor under the timed attaches that follow, on the
         // same host and after the same pause; then the pause again, for
         // the kernel to free what the floor deleted.
-        let floor = crate::floor::attach_ms(reps)?;
+        let floor = crate::floor::attach_ms(reps, self.config.network.mode)?;
         eprintln!("[palisade]   floor_attach_ms: {floor:.2}");
         point.extra.push(("floor_attach_ms".into(), floor));
         std::thread::sleep(NAMESPACE_SETTLE);
