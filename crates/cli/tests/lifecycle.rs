@@ -904,12 +904,13 @@ fn bridge_mode_spreads_sandboxes_over_bridges_and_finishes_an_interrupted_one() 
             .unwrap()
             .unwrap()
     };
-    let slice6: IpAddr = "fd70:616c:6973::4".parse().unwrap();
-    assert_ne!(
-        route_oif(slice6),
-        Some(unfinished),
-        "control: the crash came before the slice's routes"
-    );
+    for slice in ["10.200.0.4", "fd70:616c:6973::4"] {
+        assert_ne!(
+            route_oif(slice.parse().unwrap()),
+            Some(unfinished),
+            "control: the crash came before the slice's routes ({slice})"
+        );
+    }
 
     let v3 = create(&third);
     assert_eq!(bridge_of(&v3), "palisade1");

@@ -295,7 +295,7 @@ impl Engine {
     ///
     /// A bridge whose slice the host does not route to it (its set-up was
     /// interrupted) is set up again: every step is idempotent. Checking
-    /// costs one route lookup.
+    /// costs one IPv4 route lookup.
     fn ensure_bridge_shard(
         &mut self,
         sb: &Sandbox,
@@ -313,9 +313,11 @@ impl Engine {
             });
         }
         if let Some(index) = found {
+            // IPv4: an IPv6 lookup's answer carries a source address the
+            // kernel picks with a walk over every interface of the host.
             let routed_to = self
                 .rtnl
-                .route_oif(IpAddr::V6(shard.slice6.network()))
+                .route_oif(IpAddr::V4(shard.slice4.network()))
                 .map_err(link_err(sb, format!("look up the route to bridge {name}")))?;
             if routed_to == Some(index) {
                 return Ok(index);
@@ -591,21 +593,21 @@ fn set_up_bridge(
     }
     rtnl.set_up(index)?;
     rtnl.add_route(&RouteSpec {
-        dest: IpAddr::V4(shard.slice4.network()),
-        prefix_len: shard.slice4.prefix_len(),
-        oif: index,
-        gateway: None,
-        onlink: false,
-        source: Some(IpAddr::V4(gateway4)),
-    })?;
-    // Last: the route `ensure_bridge_shard` checks for.
-    rtnl.add_route(&RouteSpec {
         dest: IpAddr::V6(shard.slice6.network()),
         prefix_len: shard.slice6.prefix_len(),
         oif: index,
         gateway: None,
         onlink: false,
         source: None,
+    })?;
+    // Last: the route `ensure_bridge_shard` checks for.
+    rtnl.add_route(&RouteSpec {
+        dest: IpAddr::V4(shard.slice4.network()),
+        prefix_len: shard.slice4.prefix_len(),
+        oif: index,
+        gateway: None,
+        onlink: false,
+        source: Some(IpAddr::V4(gateway4)),
     })
 }
 
