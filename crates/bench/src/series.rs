@@ -114,6 +114,10 @@ pub fn run(
         }
         if to_fill > 0 {
             per_attach = fill_start.elapsed() / to_fill as u32;
+            // The kernel works on for seconds after a fill (each sandbox's
+            // delayed multicast reports, deferred frees): nothing is timed
+            // before it is done.
+            crate::settle::wait_until_quiet();
         }
         let mut point = Point {
             k,
