@@ -98,3 +98,46 @@ fn tap_create_and_delete() {
     assert!(!rtnl.delete_link("pltap0").unwrap());
     assert_eq!(rtnl.link_index("pltap0").unwrap(), None);
 }
+
+/// `route_oif` names the interface of the most specific route, and nothing
+/// for an unreachable destination; `has_route` agrees.
+#[test]
+fn route_lookups_follow_the_most_specific_route() {
+    if !root_or_skip("route_lookups_follow_the_most_specific_route") {
+        return;
+    }
+    let lab = Lab::new();
+    let mut rtnl = Rtnl::open_in(&lab.path).unwrap();
+    let wide = rtnl.create_bridge("plwide").unwrap();
+    let narrow = rtnl.create_bridge("plnarrow").unwrap();
+    for (index, net, len) in [
+        (wide, "10.9.0.0", 16),
+        (narrow, "10.9.2.0", 23),
+        (wide, "fd09::", 64),
+        (narrow, "fd09::200", 119),
+    ] {
+        rtnl.set_up(index).unwrap();
+        rtnl.add_route(&palisade_link::RouteSpec {
+            dest: net.parse().unwrap(),
+            prefix_len: len,
+            oif: index,
+            gateway: None,
+            onlink: false,
+            source: None,
+        })
+        .unwrap();
+    }
+    for (dest, want) in [
+        ("10.9.0.7", Some(wide)),
+        ("10.9.3.255", Some(narrow)),
+        ("10.9.4.0", Some(wide)),
+        ("fd09::1ff", Some(wide)),
+        ("fd09::2ff", Some(narrow)),
+        ("192.0.2.1", None),
+        ("2001:db8::1", None),
+    ] {
+        let dest = dest.parse().unwrap();
+        assert_eq!(rtnl.route_oif(dest).unwrap(), want, "{dest}");
+        assert_eq!(rtnl.has_route(dest).unwrap(), want.is_some(), "{dest}");
+    }
+}

@@ -151,38 +151,25 @@ impl Rtnl {
     /// when the kernel answers "unreachable" (no route, or an unreachable,
     /// prohibit or blackhole route).
     pub fn has_route(&mut self, dest: IpAddr) -> Result<bool> {
-        let mut msg = RouteMessage::default();
-        msg.header.address_family = family_of(dest);
-        msg.header.destination_prefix_length = if dest.is_ipv4() { 32 } else { 128 };
-        msg.attributes
-            .push(RouteAttribute::Destination(RouteAddress::from(dest)));
-        let what = dest.to_string();
-        let ctx = Ctx {
-            op: "look up route",
-            what: &what,
-        };
-        match self.request(RouteNetlinkMessage::GetRoute(msg), 0, &ctx) {
-            Ok(replies) => Ok(replies.into_iter().any(|m| match m {
-                RouteNetlinkMessage::NewRoute(r) => {
-                    r.header.kind == RouteType::Unicast || r.header.kind == RouteType::Local
-                }
-                _ => false,
-            })),
-            Err(e)
-                if matches!(
-                    e.errno(),
-                    Some(libc::ENETUNREACH | libc::EHOSTUNREACH | libc::EACCES | libc::EINVAL)
-                ) =>
-            {
-                Ok(false)
-            }
-            Err(e) => Err(e),
-        }
+        Ok(self.get_route(dest)?.is_some_and(|r| {
+            r.header.kind == RouteType::Unicast || r.header.kind == RouteType::Local
+        }))
     }
 
     /// The interface the kernel would send a packet to `dest` out of
     /// (`ip route get`); `None` when it has no usable route.
     pub fn route_oif(&mut self, dest: IpAddr) -> Result<Option<u32>> {
+        Ok(self.get_route(dest)?.and_then(|r| {
+            r.attributes.iter().find_map(|a| match a {
+                RouteAttribute::Oif(i) => Some(*i),
+                _ => None,
+            })
+        }))
+    }
+
+    /// The kernel's answer to `ip route get dest`; `None` when it says
+    /// the destination is unreachable.
+    fn get_route(&mut self, dest: IpAddr) -> Result<Option<RouteMessage>> {
         let mut msg = RouteMessage::default();
         msg.header.address_family = family_of(dest);
         msg.header.destination_prefix_length = if dest.is_ipv4() { 32 } else { 128 };
@@ -195,10 +182,7 @@ impl Rtnl {
         };
         match self.request(RouteNetlinkMessage::GetRoute(msg), 0, &ctx) {
             Ok(replies) => Ok(replies.into_iter().find_map(|m| match m {
-                RouteNetlinkMessage::NewRoute(r) => r.attributes.iter().find_map(|a| match a {
-                    RouteAttribute::Oif(i) => Some(*i),
-                    _ => None,
-                }),
+                RouteNetlinkMessage::NewRoute(r) => Some(r),
                 _ => None,
             })),
             Err(e)
