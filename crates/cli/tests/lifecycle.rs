@@ -924,6 +924,25 @@ fn bridge_mode_spreads_sandboxes_over_bridges_and_finishes_an_interrupted_one() 
         );
     }
     env.ok(&["verify"]);
+    // The host's entries for a bridge sandbox's addresses are pinned.
+    let pinned = |bridge: &str| -> String {
+        let out = env
+            .lab
+            .command(
+                std::path::Path::new("ip"),
+                &["neigh", "show", "nud", "permanent", "dev", bridge],
+                &[],
+            )
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let on_palisade1 = pinned("palisade1");
+    for dest in [third4, third6] {
+        assert!(
+            on_palisade1.contains(&format!("{dest} lladdr")),
+            "{dest} is not pinned on palisade1:\n{on_palisade1}"
+        );
+    }
 
     // From palisade0's first sandbox to palisade1's, both families.
     for dest in [third4, third6] {
@@ -954,6 +973,9 @@ fn bridge_mode_spreads_sandboxes_over_bridges_and_finishes_an_interrupted_one() 
     }
     for name in [&first, &second, &third] {
         env.ok(&["sandbox", "destroy", name]);
+    }
+    for bridge in ["palisade0", "palisade1"] {
+        assert_eq!(pinned(bridge).trim(), "", "pins left on {bridge}");
     }
     env.assert_empty();
 }

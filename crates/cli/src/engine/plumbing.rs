@@ -285,7 +285,43 @@ impl Engine {
         })?;
         self.rtnl
             .set_up(index)
-            .map_err(link_err(sb, "bring the interface up"))
+            .map_err(link_err(sb, "bring the interface up"))?;
+        // The host's entries for the sandbox's addresses are pinned to its
+        // MAC: learnt ones, a neighbour advertisement from another sandbox
+        // on the bridge could override (the port's anti-spoofing checks an
+        // advertisement's source, not the address it claims).
+        let mac = sb.attachment.as_ref().map(|a| a.mac.0).unwrap_or_default();
+        for ip in bridge_neighbours(sb) {
+            self.rtnl
+                .add_permanent_neighbour(bridge, ip, mac)
+                .map_err(link_err(sb, format!("pin {ip} on bridge {}", shard.iface)))?;
+        }
+        Ok(())
+    }
+
+    /// Bridge mode: removes the pins [`Engine::join_bridge`] made, if the
+    /// bridge is there.
+    fn unpin_from_bridge(&mut self, sb: &Sandbox) -> Result<(), EngineError> {
+        let Some(att) = &sb.attachment else {
+            return Ok(());
+        };
+        let Some(shard) = self.config.network.bridge_shard(att.ipv4) else {
+            return Ok(());
+        };
+        let Some(bridge) = self
+            .rtnl
+            .link_index(&shard.iface)
+            .map_err(link_err(sb, format!("look up bridge {}", shard.iface)))?
+        else {
+            return Ok(());
+        };
+        for ip in bridge_neighbours(sb) {
+            self.rtnl.del_neighbour(bridge, ip).map_err(link_err(
+                sb,
+                format!("unpin {ip} from bridge {}", shard.iface),
+            ))?;
+        }
+        Ok(())
     }
 
     /// The bridge that holds `shard`'s slice of the pools, made on first
@@ -421,6 +457,7 @@ impl Engine {
                     }
                 }
                 SandboxKind::Netns => {
+                    self.unpin_from_bridge(sb)?;
                     if !netns_created {
                         retire_peer(sb, &att.host_iface, PeerRetirement::SetDown)?;
                     }
@@ -433,6 +470,9 @@ impl Engine {
                     }
                 }
                 _ => {
+                    if self.config.network.mode == Mode::Bridge {
+                        self.unpin_from_bridge(sb)?;
+                    }
                     self.rtnl
                         .delete_link(&att.host_iface)
                         .map_err(link_err(sb, format!("delete {}", att.host_iface)))?;
@@ -572,6 +612,21 @@ fn strip_peer(sb: &Sandbox, rtnl: &mut Rtnl, eth: u32) -> Result<(), EngineError
             .map_err(link_err(sb, format!("delete eth0's address {addr}/{len}")))?;
     }
     Ok(())
+}
+
+/// The sandbox's addresses the host pins on its bridge: both it routes to,
+/// and the link-local one neighbour discovery uses.
+fn bridge_neighbours(sb: &Sandbox) -> Vec<IpAddr> {
+    sb.attachment
+        .as_ref()
+        .map(|a| {
+            vec![
+                IpAddr::V4(a.ipv4),
+                IpAddr::V6(a.ipv6),
+                IpAddr::V6(a.link_local6()),
+            ]
+        })
+        .unwrap_or_default()
 }
 
 /// Addresses, sysctls and routes of a bridge other than `palisade0`

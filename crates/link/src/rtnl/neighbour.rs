@@ -17,18 +17,8 @@ impl Rtnl {
     /// discovery on the link for this address, and nothing a peer sends can
     /// change the entry.
     pub fn add_permanent_neighbour(&mut self, index: u32, ip: IpAddr, mac: [u8; 6]) -> Result<()> {
-        let mut msg = NeighbourMessage::default();
-        msg.header.family = match ip {
-            IpAddr::V4(_) => AddressFamily::Inet,
-            IpAddr::V6(_) => AddressFamily::Inet6,
-        };
-        msg.header.ifindex = index;
+        let mut msg = neighbour_message(index, ip);
         msg.header.state = NeighbourState::Permanent;
-        msg.attributes
-            .push(NeighbourAttribute::Destination(match ip {
-                IpAddr::V4(a) => NeighbourAddress::Inet(a),
-                IpAddr::V6(a) => NeighbourAddress::Inet6(a),
-            }));
         msg.attributes
             .push(NeighbourAttribute::LinkLocalAddress(mac.to_vec()));
         let what = format!("{ip} lladdr {} dev #{index}", format_mac(mac));
@@ -43,6 +33,39 @@ impl Rtnl {
         )
         .map(drop)
     }
+
+    /// Delete the neighbour entry for `ip` on link `index`; `Ok(false)` if
+    /// there was none.
+    pub fn del_neighbour(&mut self, index: u32, ip: IpAddr) -> Result<bool> {
+        let mut msg = neighbour_message(index, ip);
+        msg.header.state = NeighbourState::None;
+        let what = format!("{ip} dev #{index}");
+        let ctx = Ctx {
+            op: "delete neighbour",
+            what: &what,
+        };
+        match self.request(RouteNetlinkMessage::DelNeighbour(msg), 0, &ctx) {
+            Ok(_) => Ok(true),
+            Err(e) if e.errno() == Some(libc::ENOENT) => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+}
+
+/// A neighbour message for `ip` on link `index`.
+fn neighbour_message(index: u32, ip: IpAddr) -> NeighbourMessage {
+    let mut msg = NeighbourMessage::default();
+    msg.header.family = match ip {
+        IpAddr::V4(_) => AddressFamily::Inet,
+        IpAddr::V6(_) => AddressFamily::Inet6,
+    };
+    msg.header.ifindex = index;
+    msg.attributes
+        .push(NeighbourAttribute::Destination(match ip {
+            IpAddr::V4(a) => NeighbourAddress::Inet(a),
+            IpAddr::V6(a) => NeighbourAddress::Inet6(a),
+        }));
+    msg
 }
 
 fn format_mac(mac: [u8; 6]) -> String {
