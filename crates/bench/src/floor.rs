@@ -73,7 +73,7 @@ fn host_end(rep: usize) -> String {
 
 /// A bridge like palisade's, up, with the gateway addresses.
 fn make_bridge(host: &mut Rtnl) -> Result<u32> {
-    let index = host.create_bridge(BRIDGE)?;
+    let index = host.create_bridge(BRIDGE, Some(palisade_core::model::GATEWAY_MAC.0))?;
     host.add_address_without_prefix_route(index, IpAddr::V4(GATEWAY4), 32)?;
     host.add_address(index, IpAddr::V6(GATEWAY6), 64)?;
     host.set_up(index)?;

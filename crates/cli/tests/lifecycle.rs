@@ -936,13 +936,44 @@ fn bridge_mode_spreads_sandboxes_over_bridges_and_finishes_an_interrupted_one() 
             .unwrap();
         String::from_utf8_lossy(&out.stdout).into_owned()
     };
-    let on_palisade1 = pinned("palisade1");
-    for dest in [third4, third6] {
-        assert!(
-            on_palisade1.contains(&format!("{dest} lladdr")),
-            "{dest} is not pinned on palisade1:\n{on_palisade1}"
-        );
+    let assert_pinned = |why: &str| {
+        let on_palisade1 = pinned("palisade1");
+        for dest in [third4, third6] {
+            assert!(
+                on_palisade1.contains(&format!("{dest} lladdr")),
+                "{why}: {dest} is not pinned on palisade1:\n{on_palisade1}"
+            );
+        }
+    };
+    assert_pinned("after the create");
+    // Every bridge has palisade's own MAC, so its pins survive its ports
+    // coming and going (a change of a bridge's address flushes them).
+    for bridge in ["palisade0", "palisade1"] {
+        let mac = env
+            .lab
+            .run(move || palisade_link::Rtnl::open()?.link(bridge))
+            .unwrap()
+            .unwrap()
+            .and_then(|l| l.mac);
+        assert_eq!(mac, Some(palisade_core::model::GATEWAY_MAC.0), "{bridge}");
     }
+    // Lost pins are put back by init.
+    let out = env
+        .lab
+        .command(
+            std::path::Path::new("ip"),
+            &["neigh", "flush", "dev", "palisade1", "nud", "permanent"],
+            &[],
+        )
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(pinned("palisade1").trim(), "", "control: the pins are gone");
+    let said = env.ok(&["init"]);
+    assert!(
+        said.contains(&format!("pinned the addresses of sandbox {third}")),
+        "{said}"
+    );
+    assert_pinned("after init");
 
     // From palisade0's first sandbox to palisade1's, both families.
     for dest in [third4, third6] {

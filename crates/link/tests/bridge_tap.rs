@@ -18,8 +18,8 @@ fn bridge_and_set_master() {
     }
     let lab = Lab::new();
     let mut rtnl = Rtnl::open_in(&lab.path).unwrap();
-    let br = rtnl.create_bridge("plbr0").unwrap();
-    let err = rtnl.create_bridge("plbr0").unwrap_err();
+    let br = rtnl.create_bridge("plbr0", None).unwrap();
+    let err = rtnl.create_bridge("plbr0", None).unwrap_err();
     assert!(err.is_already_exists(), "{err:?}");
     assert!(err.to_string().contains("plbr0"), "{err}");
 
@@ -86,7 +86,7 @@ fn tap_create_and_delete() {
         .unwrap();
 
     // A non-tap device of that name makes TUNSETIFF fail with a clear error.
-    rtnl.create_bridge("plbr1").unwrap();
+    rtnl.create_bridge("plbr1", None).unwrap();
     let err = run_in_netns(&lab.path, || create_tap("plbr1", None))
         .unwrap()
         .unwrap_err();
@@ -108,8 +108,8 @@ fn route_lookups_follow_the_most_specific_route() {
     }
     let lab = Lab::new();
     let mut rtnl = Rtnl::open_in(&lab.path).unwrap();
-    let wide = rtnl.create_bridge("plwide").unwrap();
-    let narrow = rtnl.create_bridge("plnarrow").unwrap();
+    let wide = rtnl.create_bridge("plwide", None).unwrap();
+    let narrow = rtnl.create_bridge("plnarrow", None).unwrap();
     for (index, net, len) in [
         (wide, "10.9.0.0", 16),
         (narrow, "10.9.2.0", 23),
@@ -140,4 +140,53 @@ fn route_lookups_follow_the_most_specific_route() {
         assert_eq!(rtnl.route_oif(dest).unwrap(), want, "{dest}");
         assert_eq!(rtnl.has_route(dest).unwrap(), want.is_some(), "{dest}");
     }
+}
+
+/// A bridge made with a MAC keeps it as its only port leaves, and so keeps
+/// its permanent neighbour entries (a bridge whose address follows its
+/// ports flushes them all when it changes); they can be listed and deleted.
+#[test]
+fn a_bridge_with_its_own_mac_keeps_its_pinned_neighbours() {
+    if !root_or_skip("a_bridge_with_its_own_mac_keeps_its_pinned_neighbours") {
+        return;
+    }
+    let lab = Lab::new();
+    let mut rtnl = Rtnl::open_in(&lab.path).unwrap();
+    let own = [0x06, 0, 0, 0, 0, 0x01];
+    let br = rtnl.create_bridge("plpin", Some(own)).unwrap();
+    rtnl.set_up(br).unwrap();
+    let port = rtnl
+        .create_veth(&VethSpec {
+            host_name: "pp0".into(),
+            peer_name: "pp1".into(),
+            ..Default::default()
+        })
+        .unwrap();
+    rtnl.set_master(port, br).unwrap();
+    rtnl.set_up(port).unwrap();
+    let other = rtnl.link_index("pp1").unwrap().unwrap();
+    rtnl.set_up(other).unwrap();
+    let mac = [0x02, 0, 0, 0, 0, 0x05];
+    let pins: [std::net::IpAddr; 2] = ["10.9.0.5".parse().unwrap(), "fd09::5".parse().unwrap()];
+    for ip in pins {
+        rtnl.add_permanent_neighbour(br, ip, mac).unwrap();
+    }
+    rtnl.set_master(port, 0).unwrap();
+    rtnl.set_down(port).unwrap();
+    assert_eq!(rtnl.link("plpin").unwrap().unwrap().mac, Some(own));
+    let mut listed = rtnl.permanent_neighbours(br).unwrap();
+    listed.sort();
+    assert_eq!(listed, vec![(pins[0], mac), (pins[1], mac)]);
+    assert!(rtnl.del_neighbour(br, pins[0]).unwrap());
+    assert!(!rtnl.del_neighbour(br, pins[0]).unwrap());
+    assert_eq!(rtnl.permanent_neighbours(br).unwrap(), vec![(pins[1], mac)]);
+
+    // Control: a bridge that takes its port's address loses them.
+    let follows = rtnl.create_bridge("plfollow", None).unwrap();
+    rtnl.set_up(follows).unwrap();
+    rtnl.set_master(port, follows).unwrap();
+    rtnl.set_up(port).unwrap();
+    rtnl.add_permanent_neighbour(follows, pins[0], mac).unwrap();
+    rtnl.set_master(port, 0).unwrap();
+    assert_eq!(rtnl.permanent_neighbours(follows).unwrap(), vec![]);
 }

@@ -12,7 +12,10 @@ use palisade_store::RetiredLink;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::os::fd::AsFd;
 
-fn link_err(sb: &Sandbox, step: impl Into<String>) -> impl FnOnce(LinkError) -> EngineError {
+pub(super) fn link_err(
+    sb: &Sandbox,
+    step: impl Into<String>,
+) -> impl FnOnce(LinkError) -> EngineError {
     let sandbox = sb.name.to_string();
     let step = step.into();
     move |source| EngineError::Link {
@@ -47,9 +50,12 @@ impl Engine {
                 Some(i) => i,
                 None => self
                     .rtnl
-                    .create_bridge(BRIDGE_IFACE)
+                    .create_bridge(BRIDGE_IFACE, Some(GATEWAY_MAC.0))
                     .map_err(host_err(format!("create bridge {BRIDGE_IFACE}")))?,
             };
+            give_bridge_its_mac(&mut self.rtnl, index).map_err(host_err(format!(
+                "set the address of bridge {BRIDGE_IFACE}"
+            )))?;
             let subnet = self.config.network.subnet;
             self.rtnl
                 .add_address(
@@ -299,6 +305,19 @@ impl Engine {
         Ok(())
     }
 
+    /// Runs a bridge's idempotent set-up again (`init`): the check in
+    /// [`Engine::ensure_bridge_shard`] sees only its IPv4 route.
+    pub(super) fn set_up_bridge_again(
+        &mut self,
+        sb: &Sandbox,
+        bridge: u32,
+        shard: &BridgeShard,
+    ) -> Result<(), EngineError> {
+        let gateway4 = self.config.gateway4();
+        set_up_bridge(&mut self.rtnl, bridge, shard, gateway4)
+            .map_err(link_err(sb, format!("set up bridge {}", shard.iface)))
+    }
+
     /// Bridge mode: removes the pins [`Engine::join_bridge`] made, if the
     /// bridge is there.
     fn unpin_from_bridge(&mut self, sb: &Sandbox) -> Result<(), EngineError> {
@@ -332,7 +351,7 @@ impl Engine {
     /// A bridge whose slice the host does not route to it (its set-up was
     /// interrupted) is set up again: every step is idempotent. Checking
     /// costs one IPv4 route lookup.
-    fn ensure_bridge_shard(
+    pub(super) fn ensure_bridge_shard(
         &mut self,
         sb: &Sandbox,
         shard: &BridgeShard,
@@ -363,7 +382,7 @@ impl Engine {
             Some(index) => index,
             None => self
                 .rtnl
-                .create_bridge(name)
+                .create_bridge(name, Some(GATEWAY_MAC.0))
                 .map_err(link_err(sb, format!("create bridge {name}")))?,
         };
         faults::point("after-bridge")?;
@@ -616,7 +635,7 @@ fn strip_peer(sb: &Sandbox, rtnl: &mut Rtnl, eth: u32) -> Result<(), EngineError
 
 /// The sandbox's addresses the host pins on its bridge: both it routes to,
 /// and the link-local one neighbour discovery uses.
-fn bridge_neighbours(sb: &Sandbox) -> Vec<IpAddr> {
+pub(super) fn bridge_neighbours(sb: &Sandbox) -> Vec<IpAddr> {
     sb.attachment
         .as_ref()
         .map(|a| {
@@ -638,6 +657,7 @@ fn set_up_bridge(
     gateway4: Ipv4Addr,
 ) -> Result<(), LinkError> {
     let name = &shard.iface;
+    give_bridge_its_mac(rtnl, index)?;
     rtnl.add_address_without_prefix_route(index, IpAddr::V4(gateway4), 32)?;
     rtnl.add_address(index, IpAddr::V6(GATEWAY6), 64)?;
     for key in [
@@ -664,6 +684,18 @@ fn set_up_bridge(
         onlink: false,
         source: Some(IpAddr::V4(gateway4)),
     })
+}
+
+/// Gives a bridge palisade's fixed MAC if it has another (one made before
+/// bridges had one). A bridge's own address otherwise follows its lowest
+/// port's, and each change of it makes the kernel flush every neighbour
+/// entry on the bridge, the pinned ones included. Only when it differs:
+/// setting any address, even the same, flushes them too.
+fn give_bridge_its_mac(rtnl: &mut Rtnl, index: u32) -> Result<(), LinkError> {
+    if rtnl.link_by_index(index)?.and_then(|l| l.mac) != Some(GATEWAY_MAC.0) {
+        rtnl.set_mac(index, GATEWAY_MAC.0)?;
+    }
+    Ok(())
 }
 
 /// The gateway as a sandbox sees it.

@@ -30,6 +30,9 @@ pub struct RepairReport {
     pub orphan_links_removed: Vec<String>,
     /// Sandboxes whose interface was missing and has been recreated.
     pub links_restored: Vec<String>,
+    /// Bridge mode: sandboxes whose addresses the host had no pin for
+    /// (or a wrong one), pinned again.
+    pub pins_restored: Vec<String>,
     /// Problems that could not be fixed.
     pub unfixable: Vec<String>,
 }
@@ -68,6 +71,11 @@ impl RepairReport {
         }
         for n in &self.links_restored {
             out.push(format!("recreated the missing interface of sandbox {n}"));
+        }
+        for n in &self.pins_restored {
+            out.push(format!(
+                "pinned the addresses of sandbox {n} to its MAC on its bridge again"
+            ));
         }
         for n in &self.unfixable {
             out.push(format!("could not fix: {n}"));
@@ -110,6 +118,7 @@ impl Engine {
             report.table_rebuilt = full.table_rebuilt;
             report.orphan_links_removed = full.orphan_links_removed;
             report.links_restored = full.links_restored;
+            report.pins_restored = full.pins_restored;
             report.unfixable = full.unfixable;
         } else {
             if let Some(name) = self.finish_interrupted_update()? {
@@ -232,6 +241,20 @@ impl Engine {
                 Ok(()) => report.links_restored.push(name.to_string()),
                 Err(e) => report.unfixable.push(e.to_string()),
             }
+        }
+        if self.config.network.mode == palisade_core::config::Mode::Bridge {
+            // Those restored above were pinned as they were attached.
+            let placed: Vec<&palisade_core::model::Sandbox> = ready
+                .iter()
+                .map(|(_, sandbox)| sandbox)
+                .filter(|sandbox| {
+                    sandbox
+                        .attachment
+                        .as_ref()
+                        .is_some_and(|a| present.contains(&a.host_iface))
+                })
+                .collect();
+            self.reconcile_bridges(&placed, &mut report)?;
         }
         if self.config.network.mode == palisade_core::config::Mode::Routed {
             for bridge in present.iter().filter(|n| is_bridge_iface(n)) {

@@ -194,11 +194,17 @@ impl Rtnl {
         }
     }
 
-    /// Create a bridge called `name` and return its index.
-    pub fn create_bridge(&mut self, name: &str) -> Result<u32> {
+    /// Create a bridge called `name` and return its index. With `mac` it
+    /// keeps that address; without, the kernel gives it its lowest port's,
+    /// which changes as ports come and go (and each change flushes every
+    /// neighbour entry on the bridge, permanent ones included).
+    pub fn create_bridge(&mut self, name: &str, mac: Option<[u8; 6]>) -> Result<u32> {
         validate_ifname("create_bridge", name)?;
         let mut msg = LinkMessage::default();
         msg.attributes.push(LinkAttribute::IfName(name.to_string()));
+        if let Some(mac) = mac {
+            msg.attributes.push(LinkAttribute::Address(mac.to_vec()));
+        }
         msg.attributes
             .push(LinkAttribute::LinkInfo(vec![LinkInfo::Kind(
                 InfoKind::Bridge,
@@ -227,6 +233,20 @@ impl Rtnl {
             errno: libc::ENODEV,
             ext_ack: Some("link vanished right after creation".to_string()),
         })
+    }
+
+    /// Set link `index`'s hardware address.
+    pub fn set_mac(&mut self, index: u32, mac: [u8; 6]) -> Result<()> {
+        let mut msg = LinkMessage::default();
+        msg.header.index = index;
+        msg.attributes.push(LinkAttribute::Address(mac.to_vec()));
+        let what = format!("link #{index}");
+        let ctx = Ctx {
+            op: "set the address of",
+            what: &what,
+        };
+        self.request(RouteNetlinkMessage::SetLink(msg), 0, &ctx)
+            .map(drop)
     }
 
     /// Enslave link `index` to the bridge (or bond) `master`; 0 releases it.

@@ -52,6 +52,48 @@ impl Rtnl {
     }
 }
 
+impl Rtnl {
+    /// The permanent neighbour entries of link `index`, as (address, MAC).
+    pub fn permanent_neighbours(&mut self, index: u32) -> Result<Vec<(IpAddr, [u8; 6])>> {
+        let mut msg = NeighbourMessage::default();
+        msg.header.ifindex = index;
+        let what = format!("dev #{index}");
+        let ctx = Ctx {
+            op: "list neighbours",
+            what: &what,
+        };
+        let replies = self.request(
+            RouteNetlinkMessage::GetNeighbour(msg),
+            netlink_packet_core::NLM_F_DUMP,
+            &ctx,
+        )?;
+        Ok(replies
+            .into_iter()
+            .filter_map(|m| match m {
+                RouteNetlinkMessage::NewNeighbour(n)
+                    if n.header.ifindex == index && n.header.state == NeighbourState::Permanent =>
+                {
+                    let ip = n.attributes.iter().find_map(|a| match a {
+                        NeighbourAttribute::Destination(NeighbourAddress::Inet(a)) => {
+                            Some(IpAddr::V4(*a))
+                        }
+                        NeighbourAttribute::Destination(NeighbourAddress::Inet6(a)) => {
+                            Some(IpAddr::V6(*a))
+                        }
+                        _ => None,
+                    })?;
+                    let mac = n.attributes.iter().find_map(|a| match a {
+                        NeighbourAttribute::LinkLocalAddress(m) => <[u8; 6]>::try_from(&m[..]).ok(),
+                        _ => None,
+                    })?;
+                    Some((ip, mac))
+                }
+                _ => None,
+            })
+            .collect())
+    }
+}
+
 /// A neighbour message for `ip` on link `index`.
 fn neighbour_message(index: u32, ip: IpAddr) -> NeighbourMessage {
     let mut msg = NeighbourMessage::default();
