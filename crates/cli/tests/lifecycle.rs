@@ -1002,11 +1002,120 @@ fn bridge_mode_spreads_sandboxes_over_bridges_and_finishes_an_interrupted_one() 
             Some(b"back".to_vec())
         );
     }
+    // Another layout is refused while sandboxes are placed with this one.
+    let config = env.dir.join("palisade.toml");
+    let layout = |n: u32| {
+        std::fs::write(
+            &config,
+            format!("[network]\nmode = \"bridge\"\nsandboxes_per_bridge = {n}\n\n[isolation]\ninter_sandbox = \"same-tenant\"\n"),
+        )
+        .unwrap()
+    };
+    layout(8);
+    let out = env.palisade(&["sandbox", "list"]);
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "another layout must be refused");
+    assert!(said.contains("placed 4 per bridge"), "{said}");
+    layout(4);
+    env.ok(&["sandbox", "list"]);
+
     for name in [&first, &second, &third] {
         env.ok(&["sandbox", "destroy", name]);
     }
     for bridge in ["palisade0", "palisade1"] {
         assert_eq!(pinned(bridge).trim(), "", "pins left on {bridge}");
+    }
+    env.assert_empty();
+
+    // With none placed, another layout is taken: the old layout's bridges
+    // (and their slice routes) go.
+    layout(8);
+    env.ok(&["init"]);
+    assert_eq!(
+        link_index("palisade1"),
+        None,
+        "the old layout's bridge is gone"
+    );
+    let fourth = env.name("fourth");
+    let v4 = create(&fourth);
+    assert_eq!(bridge_of(&v4), "palisade0");
+    let (fourth4, fourth6) = addresses(&v4);
+    let old_slice: ipnet::IpNet = "10.200.0.4/30".parse().unwrap();
+    assert!(
+        old_slice.contains(&fourth4),
+        "control: {fourth4} is in the old layout's palisade1 slice"
+    );
+    for dest in [fourth4, fourth6] {
+        assert_eq!(route_oif(dest), link_index("palisade0"), "{dest}");
+    }
+    env.ok(&["sandbox", "destroy", &fourth]);
+    env.assert_empty();
+}
+
+/// A bridge-mode host from before the layout was recorded has every
+/// sandbox on `palisade0`. Its store records none: every command but
+/// `init` refuses, and `init` moves each sandbox to its slice's bridge.
+#[test]
+fn init_moves_sandboxes_placed_before_the_layout_was_recorded_to_their_bridges() {
+    let Some(env) = Env::new(
+        "init_moves_sandboxes_placed_before_the_layout_was_recorded_to_their_bridges",
+        "[network]\nmode = \"bridge\"\nsandboxes_per_bridge = 4\n\n[isolation]\ninter_sandbox = \"same-tenant\"\n",
+    ) else {
+        return;
+    };
+    env.ok(&["init"]);
+    let names: Vec<String> = ["a", "b", "c"].iter().map(|n| env.name(n)).collect();
+    let views: Vec<serde_json::Value> = names
+        .iter()
+        .map(|n| env.json(&["sandbox", "create", n, "--tenant", "t", "--json"]))
+        .collect();
+    let moved = &views[2];
+    assert_eq!(moved["network"]["bridge"], "palisade1", "control");
+    let port = moved["network"]["host_interface"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let ip = |args: &[&str]| {
+        let out = env
+            .lab
+            .command(std::path::Path::new("ip"), args, &[])
+            .unwrap();
+        assert!(out.status.success(), "ip {args:?}: {out:?}");
+    };
+    // What an earlier palisade left: the port on palisade0, no palisade1,
+    // no recorded layout.
+    ip(&["link", "set", &port, "master", "palisade0"]);
+    ip(&["link", "delete", "palisade1"]);
+    let db = rusqlite::Connection::open(env.dir.join("state").join("palisade.db")).unwrap();
+    db.execute("DELETE FROM meta WHERE key = 'bridge_layout'", [])
+        .unwrap();
+    drop(db);
+
+    let out = env.palisade(&["sandbox", "list"]);
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "refused before init");
+    assert!(said.contains("run palisade init once"), "{said}");
+
+    env.ok(&["init"]);
+    let master = |name: &str| {
+        let name = name.to_string();
+        env.lab
+            .run(move || palisade_link::Rtnl::open()?.link(&name))
+            .unwrap()
+            .unwrap()
+            .and_then(|l| l.master)
+    };
+    let palisade1 = env
+        .lab
+        .run(|| palisade_link::Rtnl::open()?.link_index("palisade1"))
+        .unwrap()
+        .unwrap();
+    assert!(palisade1.is_some(), "palisade1 made again");
+    assert_eq!(master(&port), palisade1, "{port} moved to palisade1");
+    env.ok(&["sandbox", "list"]);
+    env.ok(&["verify"]);
+    for n in &names {
+        env.ok(&["sandbox", "destroy", n]);
     }
     env.assert_empty();
 }

@@ -545,6 +545,32 @@ impl Store {
         read_retired_links(&self.conn)
     }
 
+    /// Bridge mode: the `network.sandboxes_per_bridge` the sandboxes here
+    /// were placed with; `None` before any was recorded.
+    pub fn bridge_layout(&self) -> Result<Option<u32>, StoreError> {
+        self.conn
+            .query_row(
+                "SELECT CAST(value AS INTEGER) FROM meta WHERE key = 'bridge_layout'",
+                [],
+                |r| r.get::<_, i64>(0),
+            )
+            .optional()
+            .map(|n| n.and_then(|n| u32::try_from(n).ok()))
+            .map_err(q("read the bridge layout"))
+    }
+
+    /// Records the layout the sandboxes are placed with.
+    pub fn set_bridge_layout(&mut self, sandboxes_per_bridge: u32) -> Result<(), StoreError> {
+        let tx = self.write_transaction()?;
+        tx.execute(
+            "INSERT INTO meta(key, value) VALUES ('bridge_layout', ?1)
+             ON CONFLICT(key) DO UPDATE SET value = ?1",
+            [sandboxes_per_bridge.to_string()],
+        )
+        .map_err(q("record the bridge layout"))?;
+        tx.commit().map_err(q("commit"))
+    }
+
     /// Retired interfaces still up, for the reap to set down first.
     pub fn links_left_up(&self) -> Result<Vec<String>, StoreError> {
         let mut stmt = self
@@ -1926,5 +1952,19 @@ mod tests {
             .insert_sandbox(&new("again", "t", SandboxKind::Netns), RANGE)
             .unwrap();
         assert_eq!(again.offset, first.offset);
+    }
+
+    #[test]
+    fn the_bridge_layout_is_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = Store::open(dir.path()).unwrap();
+        assert_eq!(store.bridge_layout().unwrap(), None);
+        store.set_bridge_layout(512).unwrap();
+        store.set_bridge_layout(64).unwrap();
+        drop(store);
+        assert_eq!(
+            Store::open(dir.path()).unwrap().bridge_layout().unwrap(),
+            Some(64)
+        );
     }
 }

@@ -4,12 +4,107 @@
 
 use super::reconcile::RepairReport;
 use super::{Engine, EngineError};
-use palisade_core::bridge_shard::BridgeShard;
+use palisade_core::bridge_shard::{is_bridge_iface, BridgeShard};
+use palisade_core::config::Mode;
 use palisade_core::model::Sandbox;
+use palisade_core::names::BRIDGE_IFACE;
 use std::collections::{BTreeMap, HashMap};
 use std::net::IpAddr;
 
 impl Engine {
+    /// Bridge mode: the sandboxes here must be placed as
+    /// `network.sandboxes_per_bridge` says. O(1) when it is the layout the
+    /// store recorded; otherwise:
+    /// - no sandbox is placed: the bridges of another layout are deleted
+    ///   (their slice routes would take this layout's addresses) and this
+    ///   one is recorded;
+    /// - sandboxes are placed with another layout: refused, before anything
+    ///   is changed (their slices, and so their bridges, would move);
+    /// - sandboxes placed by a palisade from before the layout was recorded
+    ///   (every one on `palisade0`): `init` moves each to its bridge; any
+    ///   other command is refused until then.
+    pub(super) fn check_bridge_layout(&mut self, init: bool) -> Result<(), EngineError> {
+        if self.config.network.mode != Mode::Bridge {
+            return Ok(());
+        }
+        let wanted = self.config.network.sandboxes_per_bridge;
+        let recorded = self.store.bridge_layout()?;
+        if recorded == Some(wanted) {
+            return Ok(());
+        }
+        let placed: Vec<Sandbox> = self
+            .ready_sandboxes()?
+            .into_iter()
+            .map(|(_, sandbox)| sandbox)
+            .filter(|sandbox| sandbox.attachment.is_some())
+            .collect();
+        match recorded {
+            _ if placed.is_empty() => self.delete_bridges_but_the_first()?,
+            Some(recorded) => {
+                return Err(EngineError::BridgeLayout {
+                    wanted,
+                    recorded,
+                    sandboxes: placed.len(),
+                })
+            }
+            None if !init => {
+                return Err(EngineError::BridgeLayoutUnrecorded {
+                    sandboxes: placed.len(),
+                })
+            }
+            None => self.move_to_their_bridges(&placed)?,
+        }
+        self.store.set_bridge_layout(wanted)?;
+        Ok(())
+    }
+
+    fn delete_bridges_but_the_first(&mut self) -> Result<(), EngineError> {
+        let names =
+            palisade_link::interface_names().map_err(|e| EngineError::Rtnetlink(Box::new(e)))?;
+        for name in names
+            .iter()
+            .filter(|n| is_bridge_iface(n) && n.as_str() != BRIDGE_IFACE)
+        {
+            self.rtnl()
+                .delete_link(name)
+                .map_err(|source| EngineError::Host {
+                    step: format!("delete bridge {name} of another layout"),
+                    source: Box::new(source),
+                })?;
+        }
+        Ok(())
+    }
+
+    /// Each sandbox whose slice is not `palisade0`'s onto its own bridge
+    /// (a port already there stays).
+    fn move_to_their_bridges(&mut self, placed: &[Sandbox]) -> Result<(), EngineError> {
+        for sb in placed {
+            let Some(att) = &sb.attachment else {
+                continue;
+            };
+            let Some(shard) = self.config.network.bridge_shard(att.ipv4) else {
+                continue;
+            };
+            if shard.index == 0 {
+                continue;
+            }
+            let err = |step: String| super::plumbing::link_err(sb, step);
+            let Some(port) = self
+                .rtnl()
+                .link_index(&att.host_iface)
+                .map_err(err(format!("look up {}", att.host_iface)))?
+            else {
+                // Missing: init puts it back, on its bridge.
+                continue;
+            };
+            let bridge = self.ensure_bridge_shard(sb, &shard)?;
+            self.rtnl()
+                .set_master(port, bridge)
+                .map_err(err(format!("move to bridge {}", shard.iface)))?;
+        }
+        Ok(())
+    }
+
     /// For the ready sandboxes whose interface exists (`placed`): their
     /// bridges set up again (idempotent) and the pins made to match. A pin
     /// is lost when a bridge's address changes (the kernel flushes every

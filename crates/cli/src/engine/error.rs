@@ -13,6 +13,18 @@ pub enum EngineError {
     InvalidRequest { sandbox: String, why: String },
     #[error("no sandbox named {0}")]
     NotFound(String),
+    #[error(
+        "network.sandboxes_per_bridge is {wanted}, but the {sandboxes} sandbox(es) here are placed {recorded} per bridge; set it back to {recorded}, or destroy them first"
+    )]
+    BridgeLayout {
+        wanted: u32,
+        recorded: u32,
+        sandboxes: usize,
+    },
+    #[error(
+        "the {sandboxes} sandbox(es) here were placed by an earlier palisade, all on bridge palisade0; run palisade init once to move them to their bridges"
+    )]
+    BridgeLayoutUnrecorded { sandboxes: usize },
     /// A tenant rule that is not acceptable (the message says why).
     #[error(transparent)]
     TenantRule(#[from] palisade_core::tenant_rule::TenantRuleError),

@@ -176,6 +176,8 @@ impl Engine {
             rtnl,
             _lock: lock,
         };
+        // Before the repair, which may attach sandboxes to their bridges.
+        engine.check_bridge_layout(full)?;
         let report = engine.repair(full)?;
         Ok((engine, report))
     }
