@@ -512,6 +512,25 @@ fn spec_errors_versions_status_and_gc() {
     let (call, prev) = untenanted.add("ctr-u", &c1, None);
     call.error(7);
     untenanted.del("ctr-u", &c1, Some(&prev)).ok();
+    // A bridge named like palisade's own (bridge mode filters every
+    // `palisade...` interface as one of them).
+    let mut lookalike = Net::new(&env, "p", "10.92.0.0/24", json!({"tenant": "t"}));
+    lookalike.bridge = "palisade9".into();
+    let (call, prev) = lookalike.add("ctr-p", &c1, None);
+    let e = call.error(7);
+    assert!(
+        e["details"]
+            .as_str()
+            .unwrap()
+            .contains("palisade's own bridges"),
+        "{e}"
+    );
+    lookalike.del("ctr-p", &c1, Some(&prev)).ok();
+    let out = env
+        .lab
+        .command(Path::new("ip"), &["link", "delete", "palisade9"], &[])
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
     // An interface that is no bridge port: a veth pair of our own.
     let loose = container(&env, "s3");
     let loose_path = loose.clone();

@@ -1095,8 +1095,16 @@ fn init_moves_sandboxes_placed_before_the_layout_was_recorded_to_their_bridges()
     let said = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success(), "refused before init");
     assert!(said.contains("run palisade init once"), "{said}");
+    // An interface of someone else's named like palisade's bridges: init
+    // says its traffic is filtered as theirs.
+    ip(&["link", "add", "palisadex", "type", "bridge"]);
 
-    env.ok(&["init"]);
+    let said = env.ok(&["init"]);
+    assert!(
+        said.contains("interface palisadex: names starting with palisade"),
+        "{said}"
+    );
+    ip(&["link", "delete", "palisadex"]);
     let master = |name: &str| {
         let name = name.to_string();
         env.lab

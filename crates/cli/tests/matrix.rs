@@ -5,7 +5,7 @@ use palisade::demo::scenario::{self, ScenarioOptions};
 use palisade_core::config::Mode;
 use std::time::Duration;
 
-fn run(test: &str, tag: char, mode: Mode, same_tenant: bool) {
+fn run(test: &str, tag: char, mode: Mode, same_tenant: bool, sandboxes_per_bridge: Option<u32>) {
     if !palisade_lab::root_or_skip(test) {
         return;
     }
@@ -15,8 +15,7 @@ fn run(test: &str, tag: char, mode: Mode, same_tenant: bool) {
         prefix: format!("mx{}{tag}", std::process::id()),
         timeout: Duration::from_millis(1000),
         same_tenant,
-        // Bridge mode spreads the sandboxes over two bridges.
-        sandboxes_per_bridge: (mode == Mode::Bridge).then_some(4),
+        sandboxes_per_bridge,
         progress: |m| eprintln!("  - {m}"),
     };
     let cells = scenario::run(&opts).expect("scenario runs");
@@ -39,20 +38,35 @@ fn run(test: &str, tag: char, mode: Mode, same_tenant: bool) {
 
 #[test]
 fn routed_same_tenant() {
-    run("routed_same_tenant", 'a', Mode::Routed, true);
+    run("routed_same_tenant", 'a', Mode::Routed, true, None);
 }
 
 #[test]
 fn routed_deny() {
-    run("routed_deny", 'b', Mode::Routed, false);
+    run("routed_deny", 'b', Mode::Routed, false, None);
 }
 
+/// 4 sandboxes per bridge: each tenant has one sandbox on each of two
+/// bridges, so every pair of the same tenant crosses bridges.
 #[test]
 fn bridge_same_tenant() {
-    run("bridge_same_tenant", 'c', Mode::Bridge, true);
+    run("bridge_same_tenant", 'c', Mode::Bridge, true, Some(4));
 }
 
 #[test]
 fn bridge_deny() {
-    run("bridge_deny", 'd', Mode::Bridge, false);
+    run("bridge_deny", 'd', Mode::Bridge, false, Some(4));
+}
+
+/// The default layout: all four on `palisade0`, same-tenant pairs on one
+/// bridge.
+#[test]
+fn bridge_same_tenant_on_one_bridge() {
+    run(
+        "bridge_same_tenant_on_one_bridge",
+        'e',
+        Mode::Bridge,
+        true,
+        None,
+    );
 }

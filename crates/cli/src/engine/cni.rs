@@ -50,6 +50,16 @@ impl Engine {
                 ),
             });
         }
+        if c.bridge.starts_with(palisade_core::names::BRIDGE_PREFIX) {
+            return Err(EngineError::InvalidRequest {
+                sandbox: format!("of container {}", c.container_id),
+                why: format!(
+                    "bridge {}: names starting with {} belong to palisade's own bridges; give the containers a bridge named otherwise",
+                    c.bridge,
+                    palisade_core::names::BRIDGE_PREFIX
+                ),
+            });
+        }
         if let Some(existing) = self.store.cni_sandbox(&c.container_id, &c.ifname)? {
             return Err(EngineError::InvalidRequest {
                 sandbox: existing.name.to_string(),

@@ -243,6 +243,17 @@ impl Engine {
             }
         }
         if self.config.network.mode == palisade_core::config::Mode::Bridge {
+            // The inet table takes every interface named `palisade...` for
+            // one of palisade's bridges.
+            for name in present
+                .iter()
+                .filter(|n| n.starts_with(names::BRIDGE_PREFIX) && !is_bridge_iface(n))
+            {
+                report.unfixable.push(format!(
+                    "interface {name}: names starting with {} are palisade's bridges in bridge mode, and its traffic is filtered as theirs; rename it",
+                    names::BRIDGE_PREFIX
+                ));
+            }
             // Those restored above were pinned as they were attached.
             let placed: Vec<&palisade_core::model::Sandbox> = ready
                 .iter()
