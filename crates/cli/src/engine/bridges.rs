@@ -128,23 +128,38 @@ impl Engine {
                 .1
                 .push(sb);
         }
+        let mut pins: HashMap<u32, HashMap<IpAddr, [u8; 6]>> = HashMap::new();
+        if !by_bridge.is_empty() {
+            let all = self
+                .rtnl()
+                .permanent_neighbours()
+                .map_err(|source| EngineError::Host {
+                    step: "list the host's pinned neighbours".into(),
+                    source: Box::new(source),
+                })?;
+            for (index, ip, mac) in all {
+                pins.entry(index).or_default().insert(ip, mac);
+            }
+        }
         for (shard, sandboxes) in by_bridge.values() {
             let bridge = self.ensure_bridge_shard(sandboxes[0], shard)?;
             if shard.index > 0 {
                 self.set_up_bridge_again(sandboxes[0], bridge, shard)?;
             }
-            self.repin(sandboxes, bridge, shard, report)?;
+            let present = pins.remove(&bridge).unwrap_or_default();
+            self.repin(sandboxes, bridge, shard, &present, report)?;
         }
         Ok(())
     }
 
-    /// Makes the host's permanent entries on `bridge` exactly the
-    /// sandboxes' addresses and MACs.
+    /// Makes the host's permanent entries on `bridge` (`present`) exactly
+    /// the sandboxes' addresses and MACs.
     fn repin(
         &mut self,
         sandboxes: &[&Sandbox],
         bridge: u32,
         shard: &BridgeShard,
+        present: &HashMap<IpAddr, [u8; 6]>,
         report: &mut RepairReport,
     ) -> Result<(), EngineError> {
         let host_err = |step: String| {
@@ -153,12 +168,6 @@ impl Engine {
                 source: Box::new(source),
             }
         };
-        let present: HashMap<IpAddr, [u8; 6]> = self
-            .rtnl()
-            .permanent_neighbours(bridge)
-            .map_err(host_err(format!("list the pins on bridge {}", shard.iface)))?
-            .into_iter()
-            .collect();
         let mut wanted = HashMap::new();
         for sb in sandboxes {
             let mac = sb.attachment.as_ref().map(|a| a.mac.0).unwrap_or_default();

@@ -53,17 +53,17 @@ impl Rtnl {
 }
 
 impl Rtnl {
-    /// The permanent neighbour entries of link `index`, as (address, MAC).
-    pub fn permanent_neighbours(&mut self, index: u32) -> Result<Vec<(IpAddr, [u8; 6])>> {
-        let mut msg = NeighbourMessage::default();
-        msg.header.ifindex = index;
-        let what = format!("dev #{index}");
+    /// The permanent neighbour entries of every link, as (link index,
+    /// address, MAC). One dump for all: the kernel filters a dump by link
+    /// only for sockets in strict mode, so one per link would read them all
+    /// each time.
+    pub fn permanent_neighbours(&mut self) -> Result<Vec<(u32, IpAddr, [u8; 6])>> {
         let ctx = Ctx {
             op: "list neighbours",
-            what: &what,
+            what: "(all)",
         };
         let replies = self.request(
-            RouteNetlinkMessage::GetNeighbour(msg),
+            RouteNetlinkMessage::GetNeighbour(NeighbourMessage::default()),
             netlink_packet_core::NLM_F_DUMP,
             &ctx,
         )?;
@@ -71,7 +71,7 @@ impl Rtnl {
             .into_iter()
             .filter_map(|m| match m {
                 RouteNetlinkMessage::NewNeighbour(n)
-                    if n.header.ifindex == index && n.header.state == NeighbourState::Permanent =>
+                    if n.header.state == NeighbourState::Permanent =>
                 {
                     let ip = n.attributes.iter().find_map(|a| match a {
                         NeighbourAttribute::Destination(NeighbourAddress::Inet(a)) => {
@@ -86,7 +86,7 @@ impl Rtnl {
                         NeighbourAttribute::LinkLocalAddress(m) => <[u8; 6]>::try_from(&m[..]).ok(),
                         _ => None,
                     })?;
-                    Some((ip, mac))
+                    Some((n.header.ifindex, ip, mac))
                 }
                 _ => None,
             })
