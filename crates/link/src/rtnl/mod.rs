@@ -140,6 +140,17 @@ impl Rtnl {
         Ok(replies)
     }
 
+    /// Every object of one kind in this namespace (`op` names it in
+    /// errors): a dump of `msg`.
+    fn dump(
+        &mut self,
+        msg: RouteNetlinkMessage,
+        op: &'static str,
+    ) -> Result<Vec<RouteNetlinkMessage>> {
+        let ctx = Ctx { op, what: "(all)" };
+        self.request(msg, NLM_F_DUMP, &ctx)
+    }
+
     /// Like [`Rtnl::request`], but hands each reply's payload (after the
     /// netlink header) to `each` as bytes. Dumps of every link are read
     /// this way: the crate's full parse of 10,000 link messages, stats and

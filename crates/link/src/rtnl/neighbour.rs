@@ -58,14 +58,9 @@ impl Rtnl {
     /// only for sockets in strict mode, so one per link would read them all
     /// each time.
     pub fn permanent_neighbours(&mut self) -> Result<Vec<(u32, IpAddr, [u8; 6])>> {
-        let ctx = Ctx {
-            op: "list neighbours",
-            what: "(all)",
-        };
-        let replies = self.request(
+        let replies = self.dump(
             RouteNetlinkMessage::GetNeighbour(NeighbourMessage::default()),
-            netlink_packet_core::NLM_F_DUMP,
-            &ctx,
+            "list neighbours",
         )?;
         Ok(replies
             .into_iter()

@@ -117,14 +117,9 @@ impl Rtnl {
 
     /// Every address of this namespace, as `(link index, address, prefix)`.
     pub fn list_addresses(&mut self) -> Result<Vec<(u32, IpAddr, u8)>> {
-        let ctx = Ctx {
-            op: "list addresses",
-            what: "(all)",
-        };
-        let replies = self.request(
+        let replies = self.dump(
             RouteNetlinkMessage::GetAddress(AddressMessage::default()),
-            netlink_packet_core::NLM_F_DUMP,
-            &ctx,
+            "list addresses",
         )?;
         Ok(replies
             .into_iter()
