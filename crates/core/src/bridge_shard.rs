@@ -52,6 +52,10 @@ impl NetworkConfig {
         if !self.subnet.contains(&ipv4) {
             return None;
         }
+        debug_assert!(
+            self.sandboxes_per_bridge.is_power_of_two(),
+            "validated by the configuration"
+        );
         let pool_bits = 32 - u32::from(self.subnet.prefix_len());
         // A pool smaller than a slice is one bridge's slice.
         let bits = self.sandboxes_per_bridge.trailing_zeros().min(pool_bits);
