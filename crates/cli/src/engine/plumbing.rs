@@ -252,8 +252,9 @@ impl Engine {
     }
 
     /// Bridge mode: the host end becomes a port of the sandbox's bridge,
-    /// with IPv6 off. A port passes frames to its bridge below layer 3, so
-    /// it needs no address, no route and no sysctl of its own; with IPv6 on,
+    /// with IPv6 off, and the host pins the sandbox's addresses there. A
+    /// port passes frames to its bridge below layer 3, so it needs no
+    /// address, no route and no other sysctl of its own; with IPv6 on,
     /// each port would get an `ff00::/8` route, and every port coming up or
     /// going down makes the kernel walk all the IPv6 routes of the host
     /// (docs/benchmarks.md). With IPv6 off the kernel skips that walk for
