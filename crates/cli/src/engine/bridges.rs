@@ -1,6 +1,8 @@
-//! Bridge mode's host state, reconciled by `init`: every bridge that holds
-//! a ready sandbox exists, is set up, keeps its fixed MAC, and pins exactly
-//! its sandboxes' addresses to their MACs.
+//! Bridge mode's host state. Every command checks that the sandboxes are
+//! placed with the configured layout (O(1) while it is the recorded one);
+//! `init` also makes every bridge that holds a ready sandbox exist, be set
+//! up with its fixed MAC, and pin exactly its sandboxes' addresses to their
+//! MACs.
 
 use super::reconcile::RepairReport;
 use super::{Engine, EngineError};
