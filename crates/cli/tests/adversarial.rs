@@ -951,3 +951,128 @@ fn attack_13_retired_veth_passes_nothing() {
     palisade_link::delete_named_netns(&name).unwrap();
     a.finish();
 }
+
+/// Whether `capture` recorded an arriving frame that carries `payload`.
+fn received(capture: &Capture, payload: &[u8]) -> bool {
+    capture
+        .frames()
+        .iter()
+        .any(|f| !f.outgoing && f.data.windows(payload.len()).any(|w| w == payload))
+}
+
+/// Sets bridge port `port`'s `settings` (`ip link set dev PORT type
+/// bridge_slave ...`) in the lab host, as an admin or a bug might.
+fn set_port(env: &Env, port: &str, settings: &str) {
+    let mut args = vec!["link", "set", "dev", port, "type", "bridge_slave"];
+    args.extend(settings.split_whitespace());
+    let out = env
+        .lab
+        .command(std::path::Path::new("ip"), &args, &[])
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "ip {}: {}",
+        args.join(" "),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Attack 14 (bridge mode): listening in on the bridge. A sandbox's port is
+/// sent no other sandbox's unicast: a frame from the host's side to a MAC
+/// the bridge has no entry for (as the host's traffic to a sandbox whose
+/// learnt entry aged out would be) is flooded to no port, and frames from
+/// one sandbox straight to another's MAC, or to everyone, are not
+/// forwarded, even with palisade's bridge table deleted. The captures
+/// inside the sandboxes see every frame their `eth0` receives, addressed
+/// to it or not.
+#[test]
+fn attack_14_bridge_ports_hear_only_their_own_frames() {
+    let Some(a) = Arena::new(
+        "attack_14_bridge_ports_hear_only_their_own_frames",
+        "bridge",
+        &[("x", "a", &[]), ("y", "a", &[]), ("z", "b", &[])],
+    ) else {
+        return;
+    };
+    let (x, y, z) = (a.sb(0), a.sb(1), a.sb(2));
+    let lab = a.env.lab.path();
+    let gw = a.gateway_mac(&x);
+    let gw4 = IpAddr::from(Ipv4Addr::new(10, 200, 0, 1));
+    let unknown = [0x02, 0, 0, 0, 0x99, 0x99];
+    let from_host = |dst: [u8; 6], payload: &[u8]| {
+        let f = build_udp_frame(gw, dst, gw4, x.v4.into(), 9, 9, payload).unwrap();
+        send_frame(&lab, "palisade0", &f).unwrap();
+    };
+    let [cx, cy, cz] = [&x, &y, &z].map(|s| Capture::start(&s.ns, "eth0").unwrap());
+    from_host(x.mac, b"for-x");
+    from_host(unknown, b"unknown-mac");
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(received(&cx, b"for-x"), "control: x gets its own frame");
+    for (who, c) in [("x", &cx), ("y", &cy), ("z", &cz)] {
+        assert!(!received(c, b"unknown-mac"), "{who} got a flooded frame");
+    }
+    for (who, c) in [("y", &cy), ("z", &cz)] {
+        assert!(!received(c, b"for-x"), "{who} got x's frame");
+    }
+    // Control: the same frames reach a port that takes floods.
+    set_port(&a.env, &y.host_iface, "flood on");
+    from_host(unknown, b"unknown-mac-2");
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(received(&cy, b"unknown-mac-2"), "control: flooded to y");
+    assert!(!received(&cz, b"unknown-mac-2"), "z's port takes no flood");
+
+    // `init` finds the port changed and sets it again.
+    let out = a.env.ok(&["init"]);
+    assert!(
+        out.contains(&format!(
+            "made the bridge port of sandbox {} an isolated port",
+            y.name
+        )),
+        "{out}"
+    );
+    from_host(unknown, b"unknown-mac-3");
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(
+        !received(&cy, b"unknown-mac-3"),
+        "y's port set again by init"
+    );
+
+    // Straight from x to y's MAC, with palisade's bridge table gone.
+    let out = a
+        .env
+        .lab
+        .command(
+            std::path::Path::new("nft"),
+            &["delete", "table", "bridge", "palisade"],
+            &[],
+        )
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let direct = |dst: [u8; 6], payload: &[u8]| {
+        let f = build_udp_frame(x.mac, dst, x.v4.into(), y.v4.into(), 9, 9, payload).unwrap();
+        send_frame(&x.ns, "eth0", &f).unwrap();
+    };
+    direct(y.mac, b"direct");
+    direct([0xff; 6], b"broadcast");
+    std::thread::sleep(Duration::from_millis(300));
+    for (who, c) in [("y", &cy), ("z", &cz)] {
+        for payload in [&b"direct"[..], b"broadcast"] {
+            assert!(
+                !received(c, payload),
+                "x's frame crossed the bridge to {who}: {}",
+                String::from_utf8_lossy(payload)
+            );
+        }
+    }
+    // Control: once y's port is not isolated, it does.
+    set_port(&a.env, &y.host_iface, "isolated off");
+    direct(y.mac, b"direct-2");
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(received(&cy, b"direct-2"), "control: forwarded to y");
+    a.env.ok(&["init"]);
+    a.finish();
+}

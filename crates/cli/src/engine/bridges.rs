@@ -1,8 +1,9 @@
 //! Bridge mode's host state. Every command checks that the sandboxes are
 //! placed with the configured layout (O(1) while it is the recorded one);
 //! `init` also makes every bridge that holds a ready sandbox exist, be set
-//! up with its fixed MAC, and pin exactly its sandboxes' addresses to their
-//! MACs.
+//! up with its fixed MAC, pin exactly its sandboxes' addresses to their
+//! MACs, and hold each sandbox's port isolated with its static forwarding
+//! entry.
 
 use super::reconcile::RepairReport;
 use super::{Engine, EngineError};
@@ -10,7 +11,7 @@ use palisade_core::bridge_shard::{is_bridge_iface, BridgeShard};
 use palisade_core::config::Mode;
 use palisade_core::model::Sandbox;
 use palisade_core::names::BRIDGE_IFACE;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::net::IpAddr;
 
 impl Engine {
@@ -150,6 +151,68 @@ impl Engine {
             }
             let present = pins.remove(&bridge).unwrap_or_default();
             self.repin(sandboxes, bridge, shard, &present, report)?;
+        }
+        if !by_bridge.is_empty() {
+            self.isolate_ports(placed, report)?;
+        }
+        Ok(())
+    }
+
+    /// Gives every placed sandbox's port the settings and the static
+    /// forwarding entry [`Engine::join_bridge`] makes, where either is
+    /// missing (ports from before palisade made them, or changed by hand).
+    /// One dump of the ports' settings and one of the forwarding entries.
+    fn isolate_ports(
+        &mut self,
+        placed: &[&Sandbox],
+        report: &mut RepairReport,
+    ) -> Result<(), EngineError> {
+        let host_err = |step: &str| {
+            let step = step.to_string();
+            move |source| EngineError::Host {
+                step,
+                source: Box::new(source),
+            }
+        };
+        let ports: HashMap<String, palisade_link::BridgePort> = self
+            .rtnl()
+            .bridge_ports()
+            .map_err(host_err("list the bridges' ports"))?
+            .into_iter()
+            .map(|port| (port.name.clone(), port))
+            .collect();
+        let entries: HashSet<(u32, [u8; 6])> = self
+            .rtnl()
+            .static_bridge_entries()
+            .map_err(host_err("list the bridges' static forwarding entries"))?
+            .into_iter()
+            .collect();
+        for &sb in placed {
+            let Some(att) = &sb.attachment else {
+                continue;
+            };
+            let Some(port) = ports.get(&att.host_iface) else {
+                continue;
+            };
+            let has_entry = entries.contains(&(port.index, att.mac.0));
+            if port.isolated && has_entry {
+                continue;
+            }
+            let err = |step: String| super::plumbing::link_err(sb, step);
+            if !port.isolated {
+                self.rtnl()
+                    .set_isolated_port(port.index, false)
+                    .map_err(err(format!("make {} an isolated port", att.host_iface)))?;
+            }
+            if !has_entry {
+                self.rtnl()
+                    .add_static_bridge_entry(port.index, att.mac.0)
+                    .map_err(err(format!(
+                        "add its MAC to the forwarding database for {}",
+                        att.host_iface
+                    )))?;
+            }
+            report.ports_isolated.push(sb.name.to_string());
         }
         Ok(())
     }

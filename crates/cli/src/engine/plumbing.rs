@@ -251,15 +251,16 @@ impl Engine {
         Ok(())
     }
 
-    /// Bridge mode: the host end becomes a port of the sandbox's bridge,
-    /// with IPv6 off, and the host pins the sandbox's addresses there. A
-    /// port passes frames to its bridge below layer 3, so it needs no
-    /// address, no route and no other sysctl of its own; with IPv6 on,
-    /// each port would get an `ff00::/8` route, and every port coming up or
-    /// going down makes the kernel walk all the IPv6 routes of the host
-    /// (docs/benchmarks.md). With IPv6 off the kernel skips that walk for
-    /// the port coming up, and the routes it walks on the way down are the
-    /// bridges' few.
+    /// Bridge mode: the host end becomes an isolated port of the sandbox's
+    /// bridge, with IPv6 off, that is sent only frames for the sandbox's MAC
+    /// (a static entry of the bridge), and the host pins the sandbox's
+    /// addresses there. A port passes frames to its bridge below layer 3,
+    /// so it needs no address, no route and no other sysctl of its own;
+    /// with IPv6 on, each port would get an `ff00::/8` route, and every port
+    /// coming up or going down makes the kernel walk all the IPv6 routes of
+    /// the host (docs/benchmarks.md). With IPv6 off the kernel skips that
+    /// walk for the port coming up, and the routes it walks on the way down
+    /// are the bridges' few.
     fn join_bridge(
         &mut self,
         sb: &Sandbox,
@@ -291,13 +292,24 @@ impl Engine {
             link_err(sb, step)(e)
         })?;
         self.rtnl
-            .set_up(index)
-            .map_err(link_err(sb, "bring the interface up"))?;
+            .set_isolated_port(index, true)
+            .map_err(link_err(sb, "bring the interface up as an isolated port"))?;
+        // Added after the port settings: `init` takes a port whose sandbox
+        // has its static entry as one whose settings are made.
+        let mac = sb.attachment.as_ref().map(|a| a.mac.0).unwrap_or_default();
+        self.rtnl
+            .add_static_bridge_entry(index, mac)
+            .map_err(link_err(
+                sb,
+                format!(
+                    "add its MAC to bridge {}'s forwarding database",
+                    shard.iface
+                ),
+            ))?;
         // The host's entries for the sandbox's addresses are pinned to its
         // MAC: learnt ones, a neighbour advertisement from another sandbox
         // on the bridge could override (the port's anti-spoofing checks an
         // advertisement's source, not the address it claims).
-        let mac = sb.attachment.as_ref().map(|a| a.mac.0).unwrap_or_default();
         for ip in bridge_neighbours(sb) {
             self.rtnl
                 .add_permanent_neighbour(bridge, ip, mac)

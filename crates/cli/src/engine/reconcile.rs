@@ -33,6 +33,9 @@ pub struct RepairReport {
     /// Bridge mode: sandboxes whose addresses the host had no pin for
     /// (or a wrong one), pinned again.
     pub pins_restored: Vec<String>,
+    /// Bridge mode: sandboxes whose port lacked its settings or its static
+    /// forwarding entry (ports from before palisade set them), set again.
+    pub ports_isolated: Vec<String>,
     /// Problems that could not be fixed.
     pub unfixable: Vec<String>,
 }
@@ -77,6 +80,11 @@ impl RepairReport {
                 "pinned the addresses of sandbox {n} to its MAC on its bridge again"
             ));
         }
+        for n in &self.ports_isolated {
+            out.push(format!(
+                "made the bridge port of sandbox {n} an isolated port that is sent only its frames"
+            ));
+        }
         for n in &self.unfixable {
             out.push(format!("could not fix: {n}"));
         }
@@ -119,6 +127,7 @@ impl Engine {
             report.orphan_links_removed = full.orphan_links_removed;
             report.links_restored = full.links_restored;
             report.pins_restored = full.pins_restored;
+            report.ports_isolated = full.ports_isolated;
             report.unfixable = full.unfixable;
         } else {
             if let Some(name) = self.finish_interrupted_update()? {

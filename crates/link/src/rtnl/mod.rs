@@ -13,11 +13,13 @@
 //! queries (index by name, link state) go over ioctl on a second socket
 //! made alongside, in the same namespace (see `device_ioctl`).
 
+mod bridge_port;
 mod device_ioctl;
 mod link;
 mod neighbour;
 mod route;
 
+pub use bridge_port::BridgePort;
 pub use link::{LinkSummary, VethSpec};
 pub use route::RouteSpec;
 

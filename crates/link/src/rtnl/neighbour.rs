@@ -105,7 +105,7 @@ fn neighbour_message(index: u32, ip: IpAddr) -> NeighbourMessage {
     msg
 }
 
-fn format_mac(mac: [u8; 6]) -> String {
+pub(super) fn format_mac(mac: [u8; 6]) -> String {
     mac.iter()
         .map(|b| format!("{b:02x}"))
         .collect::<Vec<_>>()
