@@ -1120,6 +1120,26 @@ fn init_moves_sandboxes_placed_before_the_layout_was_recorded_to_their_bridges()
         .unwrap();
     assert!(palisade1.is_some(), "palisade1 made again");
     assert_eq!(master(&port), palisade1, "{port} moved to palisade1");
+    // A port takes the kernel's defaults on a new bridge: made isolated
+    // again, with its static entry, and only the moved one.
+    assert!(
+        said.contains(&format!(
+            "made the bridge port of sandbox {} an isolated port",
+            names[2]
+        )),
+        "{said}"
+    );
+    assert_eq!(said.matches("made the bridge port").count(), 1, "{said}");
+    let port_now = port.clone();
+    let isolated = env
+        .lab
+        .run(move || palisade_link::Rtnl::open()?.bridge_ports())
+        .unwrap()
+        .unwrap()
+        .into_iter()
+        .find(|p| p.name == port_now)
+        .map(|p| p.isolated);
+    assert_eq!(isolated, Some(true));
     env.ok(&["sandbox", "list"]);
     env.ok(&["verify"]);
     for n in &names {

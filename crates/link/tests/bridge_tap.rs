@@ -199,3 +199,116 @@ fn a_bridge_with_its_own_mac_keeps_its_pinned_neighbours() {
         .collect();
     assert_eq!(on_follows, vec![]);
 }
+
+/// `set_isolated_port` makes the settings `bridge_ports` reads back, as
+/// `ip` sees them too; one setting changed by hand, and the port no longer
+/// counts as isolated. The static entry is the bridge's, not the host's.
+#[test]
+fn isolated_ports_and_static_entries_read_back() {
+    if !root_or_skip("isolated_ports_and_static_entries_read_back") {
+        return;
+    }
+    let lab = Lab::new();
+    let mut rtnl = Rtnl::open_in(&lab.path).unwrap();
+    let br = rtnl.create_bridge("plbr0", None).unwrap();
+    let mut port = |name: &str, peer: &str| {
+        let index = rtnl
+            .create_veth(&VethSpec {
+                host_name: name.into(),
+                peer_name: peer.into(),
+                ..Default::default()
+            })
+            .unwrap();
+        rtnl.set_master(index, br).unwrap();
+        index
+    };
+    let (pa, pb) = (port("pa", "qa"), port("pb", "qb"));
+    let isolated = |rtnl: &mut Rtnl| -> Vec<(String, u32, bool)> {
+        let mut ports: Vec<_> = rtnl
+            .bridge_ports()
+            .unwrap()
+            .into_iter()
+            .map(|p| (p.name, p.bridge, p.isolated))
+            .collect();
+        ports.sort();
+        ports
+    };
+    assert_eq!(
+        isolated(&mut rtnl),
+        vec![("pa".into(), br, false), ("pb".into(), br, false)],
+        "control: a new port has the kernel's defaults"
+    );
+    let mac = [0x02, 0, 0, 0, 0, 0x0a];
+    rtnl.add_static_bridge_entry(pa, mac).unwrap();
+    rtnl.set_isolated_port(pa, true).unwrap();
+    rtnl.set_isolated_port(pb, false).unwrap();
+    assert_eq!(
+        isolated(&mut rtnl),
+        vec![("pa".into(), br, true), ("pb".into(), br, true)]
+    );
+    let a = link_json(&lab.name, "pa");
+    let info = &a["linkinfo"]["info_slave_data"];
+    for (key, want) in [
+        ("isolated", true),
+        ("learning", false),
+        ("flood", false),
+        ("mcast_flood", false),
+        ("bcast_flood", false),
+    ] {
+        assert_eq!(info[key], want, "{key}: {info}");
+    }
+    assert!(
+        a["flags"].as_array().unwrap().iter().any(|f| f == "UP"),
+        "set up in the same request"
+    );
+    let b = link_json(&lab.name, "pb");
+    assert!(
+        !b["flags"].as_array().unwrap().iter().any(|f| f == "UP"),
+        "left down"
+    );
+    let out = std::process::Command::new("bridge")
+        .args(["-n", &lab.name, "-j", "fdb", "show", "dev", "pa"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let fdb: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let entry = fdb
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["mac"] == "02:00:00:00:00:0a")
+        .unwrap_or_else(|| panic!("no entry for the MAC: {fdb}"));
+    assert_eq!(entry["state"], "static", "{entry}");
+    assert_eq!(entry["master"], "plbr0", "{entry}");
+
+    // By hand, one setting back: no longer isolated.
+    let out = std::process::Command::new("ip")
+        .args([
+            "-n",
+            &lab.name,
+            "link",
+            "set",
+            "dev",
+            "pb",
+            "type",
+            "bridge_slave",
+            "mcast_flood",
+            "on",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        isolated(&mut rtnl),
+        vec![("pa".into(), br, true), ("pb".into(), br, false)]
+    );
+    assert!(rtnl.delete_link("plbr0").unwrap());
+}

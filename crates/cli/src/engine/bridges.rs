@@ -11,7 +11,7 @@ use palisade_core::bridge_shard::{is_bridge_iface, BridgeShard};
 use palisade_core::config::Mode;
 use palisade_core::model::Sandbox;
 use palisade_core::names::BRIDGE_IFACE;
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
 use std::net::IpAddr;
 
 impl Engine {
@@ -158,34 +158,27 @@ impl Engine {
         Ok(())
     }
 
-    /// Gives every placed sandbox's port the settings and the static
-    /// forwarding entry [`Engine::join_bridge`] makes, where either is
-    /// missing (ports from before palisade made them, or changed by hand).
-    /// One dump of the ports' settings and one of the forwarding entries.
+    /// Gives every placed sandbox's port the static forwarding entry and
+    /// the settings [`Engine::join_bridge`] makes, where the settings are
+    /// not there (ports from before palisade made them, or changed by
+    /// hand). The settings are made after the entry, so a port that has
+    /// them has its entry. One dump of the ports' settings: listing the
+    /// forwarding entries would cost the kernel a walk over its bridge's
+    /// whole table for each port.
     fn isolate_ports(
         &mut self,
         placed: &[&Sandbox],
         report: &mut RepairReport,
     ) -> Result<(), EngineError> {
-        let host_err = |step: &str| {
-            let step = step.to_string();
-            move |source| EngineError::Host {
-                step,
-                source: Box::new(source),
-            }
-        };
         let ports: HashMap<String, palisade_link::BridgePort> = self
             .rtnl()
             .bridge_ports()
-            .map_err(host_err("list the bridges' ports"))?
+            .map_err(|source| EngineError::Host {
+                step: "list the bridges' ports".into(),
+                source: Box::new(source),
+            })?
             .into_iter()
             .map(|port| (port.name.clone(), port))
-            .collect();
-        let entries: HashSet<(u32, [u8; 6])> = self
-            .rtnl()
-            .static_bridge_entries()
-            .map_err(host_err("list the bridges' static forwarding entries"))?
-            .into_iter()
             .collect();
         for &sb in placed {
             let Some(att) = &sb.attachment else {
@@ -194,24 +187,19 @@ impl Engine {
             let Some(port) = ports.get(&att.host_iface) else {
                 continue;
             };
-            let has_entry = entries.contains(&(port.index, att.mac.0));
-            if port.isolated && has_entry {
+            if port.isolated {
                 continue;
             }
             let err = |step: String| super::plumbing::link_err(sb, step);
-            if !port.isolated {
-                self.rtnl()
-                    .set_isolated_port(port.index, false)
-                    .map_err(err(format!("make {} an isolated port", att.host_iface)))?;
-            }
-            if !has_entry {
-                self.rtnl()
-                    .add_static_bridge_entry(port.index, att.mac.0)
-                    .map_err(err(format!(
-                        "add its MAC to the forwarding database for {}",
-                        att.host_iface
-                    )))?;
-            }
+            self.rtnl()
+                .add_static_bridge_entry(port.index, att.mac.0)
+                .map_err(err(format!(
+                    "add its MAC to the forwarding database for {}",
+                    att.host_iface
+                )))?;
+            self.rtnl()
+                .set_isolated_port(port.index, false)
+                .map_err(err(format!("make {} an isolated port", att.host_iface)))?;
             report.ports_isolated.push(sb.name.to_string());
         }
         Ok(())

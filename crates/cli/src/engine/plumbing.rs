@@ -291,11 +291,8 @@ impl Engine {
             };
             link_err(sb, step)(e)
         })?;
-        self.rtnl
-            .set_isolated_port(index, true)
-            .map_err(link_err(sb, "bring the interface up as an isolated port"))?;
-        // Added after the port settings: `init` takes a port whose sandbox
-        // has its static entry as one whose settings are made.
+        // The entry first: `init` takes a port with the settings for one
+        // that has its entry.
         let mac = sb.attachment.as_ref().map(|a| a.mac.0).unwrap_or_default();
         self.rtnl
             .add_static_bridge_entry(index, mac)
@@ -306,6 +303,9 @@ impl Engine {
                     shard.iface
                 ),
             ))?;
+        self.rtnl
+            .set_isolated_port(index, true)
+            .map_err(link_err(sb, "bring the interface up as an isolated port"))?;
         // The host's entries for the sandbox's addresses are pinned to its
         // MAC: learnt ones, a neighbour advertisement from another sandbox
         // on the bridge could override (the port's anti-spoofing checks an

@@ -10,23 +10,24 @@
 //! to every port of the bridge. The host reaches the sandbox through a
 //! static entry for its MAC instead.
 
-use netlink_packet_core::{NLM_F_CREATE, NLM_F_REPLACE};
+use netlink_packet_core::{NLM_F_CREATE, NLM_F_DUMP, NLM_F_REPLACE};
 use netlink_packet_route::link::{
     InfoBridgePort, InfoPortData, InfoPortKind, LinkAttribute, LinkFlags, LinkInfo, LinkMessage,
-    LinkProtoInfoBridge,
 };
 use netlink_packet_route::neighbour::{
     NeighbourAttribute, NeighbourFlags, NeighbourMessage, NeighbourState,
 };
 use netlink_packet_route::{AddressFamily, RouteNetlinkMessage};
-use netlink_packet_utils::nla::Nla;
 
 use super::neighbour::format_mac;
-use super::{Ctx, Rtnl};
+use super::{attributes, Ctx, Rtnl, NLMSG_HDRLEN};
 use crate::error::Result;
 
-/// Port attributes of linux/if_link.h (`IFLA_BRPORT_*`), as the kernel
-/// reports them in a bridge port's `IFLA_PROTINFO`.
+/// Attributes of linux/if_link.h: a link's, then the port ones
+/// (`IFLA_BRPORT_*`) the kernel nests in a bridge port's `IFLA_PROTINFO`.
+const IFLA_IFNAME: u16 = 3;
+const IFLA_MASTER: u16 = 10;
+const IFLA_PROTINFO: u16 = 12;
 const IFLA_BRPORT_LEARNING: u16 = 8;
 const IFLA_BRPORT_UNICAST_FLOOD: u16 = 9;
 const IFLA_BRPORT_MCAST_FLOOD: u16 = 27;
@@ -80,18 +81,27 @@ impl Rtnl {
     /// Every bridge port of the socket's namespace, in one dump. A bridge
     /// family dump: unlike a link dump, its answer for a veth carries no
     /// peer namespace id, which the kernel finds with a walk over every id
-    /// it handed out.
+    /// it handed out. Read as bytes, message by message, so that 10,000
+    /// ports cost a few hundred kilobytes rather than the crate's full
+    /// parse of each.
     pub fn bridge_ports(&mut self) -> Result<Vec<BridgePort>> {
         let mut request = LinkMessage::default();
         request.header.interface_family = AddressFamily::Bridge;
-        let replies = self.dump(RouteNetlinkMessage::GetLink(request), "list bridge ports")?;
-        Ok(replies
-            .into_iter()
-            .filter_map(|m| match m {
-                RouteNetlinkMessage::NewLink(link) => port_of(link),
-                _ => None,
-            })
-            .collect())
+        let ctx = Ctx {
+            op: "list bridge ports",
+            what: "(all)",
+        };
+        let mut ports = Vec::new();
+        self.request_raw(
+            RouteNetlinkMessage::GetLink(request),
+            NLM_F_DUMP,
+            &ctx,
+            |_, one| {
+                ports.extend(port_of(one));
+                Ok(())
+            },
+        )?;
+        Ok(ports)
     }
 
     /// Add a static entry for `mac` on bridge port `port` to its bridge's
@@ -118,59 +128,42 @@ impl Rtnl {
         )
         .map(drop)
     }
-
-    /// The static entries of every bridge's forwarding database, as (port
-    /// index, MAC), in one dump.
-    pub fn static_bridge_entries(&mut self) -> Result<Vec<(u32, [u8; 6])>> {
-        let mut request = NeighbourMessage::default();
-        request.header.family = AddressFamily::Bridge;
-        let replies = self.dump(
-            RouteNetlinkMessage::GetNeighbour(request),
-            "list bridge forwarding entries",
-        )?;
-        Ok(replies
-            .into_iter()
-            .filter_map(|m| match m {
-                RouteNetlinkMessage::NewNeighbour(n)
-                    if n.header.family == AddressFamily::Bridge
-                        && n.header.state == NeighbourState::Noarp =>
-                {
-                    let mac = n.attributes.iter().find_map(|a| match a {
-                        NeighbourAttribute::LinkLocalAddress(m) => <[u8; 6]>::try_from(&m[..]).ok(),
-                        _ => None,
-                    })?;
-                    Some((n.header.ifindex, mac))
-                }
-                _ => None,
-            })
-            .collect())
-    }
 }
 
-/// A bridge family link message as a port; `None` for the bridges
-/// themselves, which are listed too but have no port settings.
-fn port_of(link: LinkMessage) -> Option<BridgePort> {
+/// A bridge family link message (netlink header included) as a port;
+/// `None` for the bridges themselves, which are listed too but have no
+/// port settings.
+fn port_of(message: &[u8]) -> Option<BridgePort> {
+    const RTM_NEWLINK: u16 = 16;
+    const IFINFOMSG_LEN: usize = 16;
+    if message.get(4..6)? != RTM_NEWLINK.to_ne_bytes() {
+        return None;
+    }
+    let payload = message.get(NLMSG_HDRLEN..)?;
+    let header = payload.get(..IFINFOMSG_LEN)?;
+    let u32_at = |b: &[u8]| {
+        b.get(0..4)
+            .map(|b| u32::from_ne_bytes([b[0], b[1], b[2], b[3]]))
+    };
     let mut name = None;
     let mut bridge = None;
     let mut settings = None;
-    for attribute in link.attributes {
-        match attribute {
-            LinkAttribute::IfName(n) => name = Some(n),
-            LinkAttribute::Controller(m) => bridge = Some(m),
-            LinkAttribute::ProtoInfoBridge(infos) => settings = Some(infos),
+    for (kind, value) in attributes(&payload[IFINFOMSG_LEN..]) {
+        match kind {
+            IFLA_IFNAME => {
+                let end = value.iter().position(|&c| c == 0).unwrap_or(value.len());
+                name = Some(String::from_utf8_lossy(&value[..end]).into_owned());
+            }
+            IFLA_MASTER => bridge = u32_at(value),
+            IFLA_PROTINFO => settings = Some(value),
             _ => {}
         }
     }
     let settings = settings?;
-    let flag = |kind: u16| {
-        settings.iter().find_map(|info| match info {
-            LinkProtoInfoBridge::Other(nla) if nla.kind() == kind => {
-                let mut value = vec![0u8; nla.value_len()];
-                nla.emit_value(&mut value);
-                value.first().map(|v| *v != 0)
-            }
-            _ => None,
-        })
+    let flag = |wanted: u16| {
+        attributes(settings)
+            .find(|(kind, _)| *kind == wanted)
+            .and_then(|(_, value)| value.first().map(|v| *v != 0))
     };
     let isolated = flag(IFLA_BRPORT_ISOLATED) == Some(true)
         && [
@@ -182,7 +175,7 @@ fn port_of(link: LinkMessage) -> Option<BridgePort> {
         .into_iter()
         .all(|kind| flag(kind) == Some(false));
     Some(BridgePort {
-        index: link.header.index,
+        index: u32_at(&header[4..8])?,
         name: name?,
         bridge: bridge?,
         isolated,
