@@ -1021,7 +1021,14 @@ fn attack_14_bridge_ports_hear_only_their_own_frames() {
     assert!(received(&cy, b"unknown-mac-2"), "control: flooded to y");
     assert!(!received(&cz, b"unknown-mac-2"), "z's port takes no flood");
 
-    // `init` finds the port changed and sets it again.
+    // `verify` names the changed port, `init` sets it again.
+    a.env.ok(&["verify", &x.name]);
+    let out = a.env.palisade(&["verify"]);
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "went unnoticed: {said}");
+    let object = format!("differs bridge port {} of sandbox {}", y.host_iface, y.name);
+    assert!(said.contains(&object), "{said}");
+    assert!(said.contains("takes floods"), "{said}");
     let out = a.env.ok(&["init"]);
     assert!(
         out.contains(&format!(
@@ -1036,6 +1043,35 @@ fn attack_14_bridge_ports_hear_only_their_own_frames() {
         !received(&cy, b"unknown-mac-3"),
         "y's port set again by init"
     );
+    a.env.ok(&["verify"]);
+    // Off its bridge: named by verify, put back by init.
+    let out = a
+        .env
+        .lab
+        .command(
+            std::path::Path::new("ip"),
+            &["link", "set", "dev", &z.host_iface, "nomaster"],
+            &[],
+        )
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = a.env.palisade(&["verify"]);
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "went unnoticed: {said}");
+    assert!(said.contains("not a bridge port"), "{said}");
+    let said = a.env.ok(&["init"]);
+    assert!(
+        said.contains(&format!(
+            "put the interface of sandbox {} back on its bridge",
+            z.name
+        )),
+        "{said}"
+    );
+    a.env.ok(&["verify"]);
 
     // Straight from x to y's MAC, with palisade's bridge table gone.
     let out = a

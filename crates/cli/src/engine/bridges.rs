@@ -144,6 +144,7 @@ impl Engine {
                 pins.entry(index).or_default().insert(ip, mac);
             }
         }
+        let mut bridges = HashMap::new();
         for (shard, sandboxes) in by_bridge.values() {
             let bridge = self.ensure_bridge_shard(sandboxes[0], shard)?;
             if shard.index > 0 {
@@ -151,23 +152,100 @@ impl Engine {
             }
             let present = pins.remove(&bridge).unwrap_or_default();
             self.repin(sandboxes, bridge, shard, &present, report)?;
+            bridges.insert(shard.index, bridge);
         }
         if !by_bridge.is_empty() {
-            self.isolate_ports(placed, report)?;
+            self.isolate_ports(placed, &bridges, report)?;
         }
         Ok(())
     }
 
-    /// Gives every placed sandbox's port the static forwarding entry and
-    /// the settings [`Engine::join_bridge`] makes, where the settings are
-    /// not there (ports from before palisade made them, or changed by
-    /// hand). The settings are made after the entry, so a port that has
-    /// them has its entry. One dump of the ports' settings: listing the
-    /// forwarding entries would cost the kernel a walk over its bridge's
-    /// whole table for each port.
+    /// `verify` in bridge mode: each of `sandboxes` whose interface exists
+    /// (`links`) must be a port of its bridge with the settings
+    /// [`Engine::join_bridge`] makes. One dump of the ports' settings, one
+    /// lookup per bridge.
+    pub(super) fn check_bridge_ports(
+        &mut self,
+        sandboxes: &[Sandbox],
+        links: &std::collections::BTreeSet<String>,
+        differences: &mut Vec<super::verify::Difference>,
+    ) -> Result<(), EngineError> {
+        if self.config.network.mode != Mode::Bridge {
+            return Ok(());
+        }
+        let host_err = |step: String| {
+            move |source| EngineError::Host {
+                step,
+                source: Box::new(source),
+            }
+        };
+        let ports: HashMap<String, palisade_link::BridgePort> = self
+            .rtnl()
+            .bridge_ports()
+            .map_err(host_err("list the bridges' ports".into()))?
+            .into_iter()
+            .map(|port| (port.name.clone(), port))
+            .collect();
+        let mut bridges: HashMap<u32, Option<u32>> = HashMap::new();
+        for sb in sandboxes {
+            let Some(att) = &sb.attachment else {
+                continue;
+            };
+            let Some(shard) = self.config.network.bridge_shard(att.ipv4) else {
+                continue;
+            };
+            if !links.contains(&att.host_iface) {
+                continue;
+            }
+            let bridge = match bridges.get(&shard.index) {
+                Some(found) => *found,
+                None => {
+                    let found = self
+                        .rtnl()
+                        .link_index(&shard.iface)
+                        .map_err(host_err(format!("look up bridge {}", shard.iface)))?;
+                    bridges.insert(shard.index, found);
+                    found
+                }
+            };
+            let port = ports.get(&att.host_iface);
+            let found = match port {
+                None => Some("not a bridge port".to_string()),
+                Some(p) if Some(p.bridge) != bridge => {
+                    Some(format!("a port of link #{}", p.bridge))
+                }
+                Some(p) if !p.isolated => {
+                    Some("a port that learns addresses, takes floods or is not isolated".into())
+                }
+                Some(_) => None,
+            };
+            if let Some(found) = found {
+                differences.push(super::verify::Difference {
+                    kind: "differs",
+                    object: format!("bridge port {} of sandbox {}", att.host_iface, sb.name),
+                    expected: Some(format!(
+                        "an isolated port of {} that learns nothing and takes no flood",
+                        shard.iface
+                    )),
+                    found: Some(found),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// Puts every placed sandbox's interface back on its bridge (`bridges`:
+    /// each slice's bridge index) where it is not, and gives its port the
+    /// static forwarding entry and the settings [`Engine::join_bridge`]
+    /// makes where the settings are not there (ports from before palisade
+    /// made them, or changed by hand). The settings are made after the
+    /// entry, so a port that has them has its entry. One dump of the ports'
+    /// settings: listing the forwarding entries would cost the kernel a
+    /// walk over its bridge's whole table for each port.
     fn isolate_ports(
         &mut self,
         placed: &[&Sandbox],
+        bridges: &HashMap<u32, u32>,
         report: &mut RepairReport,
     ) -> Result<(), EngineError> {
         let ports: HashMap<String, palisade_link::BridgePort> = self
@@ -184,21 +262,39 @@ impl Engine {
             let Some(att) = &sb.attachment else {
                 continue;
             };
-            let Some(port) = ports.get(&att.host_iface) else {
+            let Some(shard) = self.config.network.bridge_shard(att.ipv4) else {
                 continue;
             };
-            if port.isolated {
+            let Some(&bridge) = bridges.get(&shard.index) else {
                 continue;
-            }
+            };
             let err = |step: String| super::plumbing::link_err(sb, step);
+            let index = match ports.get(&att.host_iface) {
+                Some(port) if port.bridge == bridge && port.isolated => continue,
+                Some(port) if port.bridge == bridge => port.index,
+                _ => {
+                    let Some(index) = self
+                        .rtnl()
+                        .link_index(&att.host_iface)
+                        .map_err(err(format!("look up {}", att.host_iface)))?
+                    else {
+                        continue;
+                    };
+                    self.rtnl()
+                        .set_master(index, bridge)
+                        .map_err(err(format!("put it back on bridge {}", shard.iface)))?;
+                    report.ports_rejoined.push(sb.name.to_string());
+                    index
+                }
+            };
             self.rtnl()
-                .add_static_bridge_entry(port.index, att.mac.0)
+                .add_static_bridge_entry(index, att.mac.0)
                 .map_err(err(format!(
                     "add its MAC to the forwarding database for {}",
                     att.host_iface
                 )))?;
             self.rtnl()
-                .set_isolated_port(port.index, false)
+                .set_isolated_port(index, false)
                 .map_err(err(format!("make {} an isolated port", att.host_iface)))?;
             report.ports_isolated.push(sb.name.to_string());
         }

@@ -36,6 +36,8 @@ pub struct RepairReport {
     /// Bridge mode: sandboxes whose port lacked its settings or its static
     /// forwarding entry (ports from before palisade set them), set again.
     pub ports_isolated: Vec<String>,
+    /// Bridge mode: sandboxes whose interface was off its bridge, put back.
+    pub ports_rejoined: Vec<String>,
     /// Problems that could not be fixed.
     pub unfixable: Vec<String>,
 }
@@ -78,6 +80,11 @@ impl RepairReport {
         for n in &self.pins_restored {
             out.push(format!(
                 "pinned the addresses of sandbox {n} to its MAC on its bridge again"
+            ));
+        }
+        for n in &self.ports_rejoined {
+            out.push(format!(
+                "put the interface of sandbox {n} back on its bridge"
             ));
         }
         for n in &self.ports_isolated {
@@ -128,6 +135,7 @@ impl Engine {
             report.links_restored = full.links_restored;
             report.pins_restored = full.pins_restored;
             report.ports_isolated = full.ports_isolated;
+            report.ports_rejoined = full.ports_rejoined;
             report.unfixable = full.unfixable;
         } else {
             if let Some(name) = self.finish_interrupted_update()? {
