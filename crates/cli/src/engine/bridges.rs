@@ -294,7 +294,7 @@ impl Engine {
                     att.host_iface
                 )))?;
             self.rtnl()
-                .set_isolated_port(index, false)
+                .set_isolated_port(index)
                 .map_err(err(format!("make {} an isolated port", att.host_iface)))?;
             report.ports_isolated.push(sb.name.to_string());
         }

@@ -303,9 +303,15 @@ impl Engine {
                     shard.iface
                 ),
             ))?;
+        // Settings while the port is down, then up on its own: settings
+        // changed on a link that is up make the kernel send one more link
+        // notification, and each walks every namespace id of the host.
         self.rtnl
-            .set_isolated_port(index, true)
-            .map_err(link_err(sb, "bring the interface up as an isolated port"))?;
+            .set_isolated_port(index)
+            .map_err(link_err(sb, "make the interface an isolated port"))?;
+        self.rtnl
+            .set_up(index)
+            .map_err(link_err(sb, "bring the interface up"))?;
         // The host's entries for the sandbox's addresses are pinned to its
         // MAC: learnt ones, a neighbour advertisement from another sandbox
         // on the bridge could override (the port's anti-spoofing checks an

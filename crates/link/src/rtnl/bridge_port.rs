@@ -12,7 +12,7 @@
 
 use netlink_packet_core::{NLM_F_CREATE, NLM_F_DUMP, NLM_F_REPLACE};
 use netlink_packet_route::link::{
-    InfoBridgePort, InfoPortData, InfoPortKind, LinkAttribute, LinkFlags, LinkInfo, LinkMessage,
+    InfoBridgePort, InfoPortData, InfoPortKind, LinkAttribute, LinkInfo, LinkMessage,
 };
 use netlink_packet_route::neighbour::{
     NeighbourAttribute, NeighbourFlags, NeighbourMessage, NeighbourState,
@@ -49,16 +49,14 @@ pub struct BridgePort {
 }
 
 impl Rtnl {
-    /// Make bridge port `index` a sandbox's port (see the module doc) and,
-    /// with `up`, bring it up in the same request. Port settings go only
-    /// with `RTM_NEWLINK`, on a link that is a port already.
-    pub fn set_isolated_port(&mut self, index: u32, up: bool) -> Result<()> {
+    /// Make bridge port `index` a sandbox's port (see the module doc).
+    /// Port settings go only with `RTM_NEWLINK`, on a link that is a port
+    /// already. Made on a port that is down, they cost the kernel no link
+    /// notification (on one that is up, one more, and each walks every
+    /// namespace id of the host).
+    pub fn set_isolated_port(&mut self, index: u32) -> Result<()> {
         let mut msg = LinkMessage::default();
         msg.header.index = index;
-        if up {
-            msg.header.flags = LinkFlags::Up;
-            msg.header.change_mask = LinkFlags::Up;
-        }
         msg.attributes.push(LinkAttribute::LinkInfo(vec![
             LinkInfo::PortKind(InfoPortKind::Bridge),
             LinkInfo::PortData(InfoPortData::BridgePort(vec![
