@@ -717,8 +717,10 @@ fn routed_namespace_link_pins_neighbours_both_ways() {
     env.assert_empty();
 }
 
-/// Bridge mode: a retired veth gives its bridge port back at once, and a full
-/// bridge refuses the next sandbox with a clear error, creating nothing.
+/// Bridge mode: a retired veth keeps its bridge port, down, until the reap
+/// gives it back (at most 64 wait, so a bridge of 512 sandboxes never fills
+/// with them), and a full bridge refuses the next sandbox with a clear
+/// error, creating nothing.
 #[test]
 fn bridge_ports_are_freed_at_destroy_and_a_full_bridge_fails_closed() {
     let Some(env) = Env::new(
@@ -752,15 +754,19 @@ fn bridge_ports_are_freed_at_destroy_and_a_full_bridge_fails_closed() {
     let host_end = v["network"]["host_interface"].as_str().unwrap().to_string();
     assert_eq!(bridge_ports(), vec![host_end.clone()], "control: a port");
     env.ok(&["sandbox", "destroy", &first]);
-    assert_eq!(env.retired_links(), vec![host_end], "retired, not reaped");
+    assert_eq!(
+        env.retired_links(),
+        vec![host_end.clone()],
+        "retired, not reaped"
+    );
     assert_eq!(
         bridge_ports(),
-        Vec::<String>::new(),
-        "its port is given back"
+        vec![host_end],
+        "its port is held until the reap"
     );
 
     // Fill the bridge with veths to one free port (in one `ip` process).
-    let fillers = palisade::engine::BRIDGE_MAX_PORTS - 1;
+    let fillers = palisade::engine::BRIDGE_MAX_PORTS - 2;
     let batch = std::env::temp_dir().join(format!("{}-fill.ip", env.name("b")));
     let lines: String = (0..fillers)
         .map(|i| format!("link add fill{i} master palisade0 type veth peer name fillp{i}\n"))
@@ -780,9 +786,9 @@ fn bridge_ports_are_freed_at_destroy_and_a_full_bridge_fails_closed() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    assert_eq!(bridge_ports().len(), fillers);
+    assert_eq!(bridge_ports().len(), fillers + 1, "and the retired one");
 
-    // The last port: taken only because the retired veth gave its own back.
+    // The last port.
     let last = env.name("last");
     env.ok(&["sandbox", "create", &last, "--tenant", "t"]);
     // A refused create's veth is gone, or retired while the kernel cleans
@@ -838,11 +844,17 @@ fn bridge_ports_are_freed_at_destroy_and_a_full_bridge_fails_closed() {
     );
     assert_eq!(
         bridge_ports().len(),
-        fillers + 1,
-        "the fillers and the last sandbox hold the ports; the refused one none"
+        fillers + 2,
+        "the fillers, the retired veth and the last sandbox hold the ports; the refused one none"
     );
     env.ok(&["verify"]);
     env.ok(&["sandbox", "destroy", &last]);
+    env.ok(&["reap"]);
+    assert_eq!(
+        bridge_ports().len(),
+        fillers,
+        "the reap gives the retired veths' ports back"
+    );
     env.assert_empty();
     palisade_link::delete_named_netns(&first).unwrap();
 }

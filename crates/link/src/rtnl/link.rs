@@ -311,13 +311,16 @@ impl Rtnl {
             .map(drop)
     }
 
-    /// Set the interface called `name` down, release it from any bridge and
-    /// move it into interface group `group`, in one request, so that
-    /// [`Rtnl::delete_group`] can later delete it together with others.
-    /// Returns `Ok(false)` if it did not exist.
+    /// Set the interface called `name` down and move it into interface
+    /// group `group`, in one request, so that [`Rtnl::delete_group`] can
+    /// later delete it together with others. Returns `Ok(false)` if it did
+    /// not exist.
     ///
-    /// Released, because a bridge has a fixed number of ports: a retired
-    /// interface must not hold one (or forwarding entries) while it waits.
+    /// A bridge port stays on its bridge: down, it passes nothing, and
+    /// releasing it now would cost a detach two link notifications, each a
+    /// walk over every namespace id of the host, and an RCU grace period.
+    /// The group deletion releases it without notifications (the link is
+    /// being unregistered by then).
     ///
     /// Deleting a device makes the kernel wait for RCU grace periods before
     /// `RTM_DELLINK` returns; retiring is a plain attribute change, and one
@@ -327,7 +330,6 @@ impl Rtnl {
         let mut msg = LinkMessage::default();
         msg.header.change_mask = LinkFlags::Up;
         msg.attributes.push(LinkAttribute::IfName(name.to_string()));
-        msg.attributes.push(LinkAttribute::Controller(0));
         msg.attributes.push(LinkAttribute::Group(group));
         let ctx = Ctx {
             op: "retire link",
