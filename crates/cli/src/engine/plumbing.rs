@@ -471,9 +471,8 @@ impl Engine {
     /// In bridge mode the host end is set down into the group at once, and
     /// an adopted namespace's peer is set down after it: the other way
     /// round, the host end would see its carrier go while still up, one
-    /// more notification walking every namespace id of the host (detach
-    /// at 10,000: 1.34 ms against 1.59, medians of 128 in alternating
-    /// runs). In
+    /// more notification walking every namespace id of the host (detach at
+    /// 10,000: 0.87-0.97 ms against 1.20-1.30; docs/decisions.md). In
     /// routed mode no link of the host changes state: each change costs the
     /// kernel a walk of every IPv6 route of the host (docs/benchmarks.md).
     /// The host's routes to the sandbox are deleted, an adopted namespace's
