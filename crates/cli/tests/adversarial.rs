@@ -1063,6 +1063,48 @@ fn attack_14_bridge_ports_hear_only_their_own_frames() {
     let said = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(1), "went unnoticed: {said}");
     assert!(said.contains("not a bridge port"), "{said}");
+    // Meanwhile the host takes in z's frames on the port itself, outside
+    // every bridge: they are dropped, not routed out unfiltered (z has no
+    // internet).
+    let world = ListenerSet::start(
+        &a.world.path(),
+        &[
+            (L4::Udp, sock(World::INTERNET4, 53)),
+            (L4::Udp, sock(World::METADATA4, 53)),
+        ],
+    )
+    .unwrap();
+    let port_mac = link_mac(&lab, &z.host_iface).unwrap();
+    for dst in [World::INTERNET4, World::METADATA4] {
+        send_udp_spoofed(
+            &z.ns,
+            "eth0",
+            port_mac,
+            sock(z.v4, 5353),
+            sock(dst, 53),
+            b"off",
+        )
+        .unwrap();
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(world.all_arrivals().is_empty(), "{:?}", arrivals(&world));
+    let forward = a
+        .env
+        .lab
+        .command(
+            std::path::Path::new("nft"),
+            &["list", "chain", "inet", "palisade", "forward"],
+            &[],
+        )
+        .unwrap();
+    let forward = String::from_utf8_lossy(&forward.stdout);
+    let dropped = forward
+        .lines()
+        .find(|l| l.contains("iifname \"pal-*\" counter packets"))
+        .and_then(|l| l.split("packets ").nth(1))
+        .and_then(|n| n.split_whitespace().next())
+        .and_then(|n| n.parse::<u64>().ok());
+    assert_eq!(dropped, Some(2), "the port rule dropped them: {forward}");
     let said = a.env.ok(&["init"]);
     assert!(
         said.contains(&format!(

@@ -561,16 +561,27 @@ fn inet_table(config: &Config, elements: &BTreeMap<(Family, &'static str), Vec<S
         );
     }
 
+    // Bridge mode: a sandbox's port passes frames to its bridge, and the
+    // inet hooks see its traffic coming in on the bridge (with
+    // br_netfilter too). Anything the host takes in on a port itself came
+    // from a port that left its bridge: dropped rather than routed
+    // unfiltered (`verify` reports the port, `init` puts it back).
+    let port_off_its_bridge = match net.mode {
+        Mode::Bridge => vec![format!("iifname \"{IFACE_PREFIX}*\" counter drop")],
+        Mode::Routed => vec![],
+    };
+    let mut forward = port_off_its_bridge.clone();
+    forward.extend([
+        format!("iifname {ifaces} jump from_sandbox"),
+        format!("oifname {ifaces} jump to_sandbox"),
+        "iifname @cni_bridges jump from_sandbox".into(),
+        "oifname @cni_bridges jump to_sandbox".into(),
+    ]);
     write_chain(
         &mut t,
         "forward",
         Some("type filter hook forward priority filter - 10; policy accept;"),
-        &[
-            format!("iifname {ifaces} jump from_sandbox"),
-            format!("oifname {ifaces} jump to_sandbox"),
-            "iifname @cni_bridges jump from_sandbox".into(),
-            "oifname @cni_bridges jump to_sandbox".into(),
-        ],
+        &forward,
     );
 
     // Established connections pass on their first rules, so a policy
@@ -658,14 +669,16 @@ fn inet_table(config: &Config, elements: &BTreeMap<(Family, &'static str), Vec<S
     stale.push("counter drop".into());
     write_chain(&mut t, "stale_reply", None, &stale);
 
+    let mut input = port_off_its_bridge;
+    input.extend([
+        format!("iifname {ifaces} jump sandbox_to_host"),
+        "iifname @cni_bridges jump sandbox_to_host".into(),
+    ]);
     write_chain(
         &mut t,
         "input",
         Some("type filter hook input priority filter - 10; policy accept;"),
-        &[
-            format!("iifname {ifaces} jump sandbox_to_host"),
-            "iifname @cni_bridges jump sandbox_to_host".into(),
-        ],
+        &input,
     );
     // The host may open connections to an exposure (output path); the
     // sandbox's replies to them are the only other traffic it sends the host.
