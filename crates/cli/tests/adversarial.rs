@@ -960,14 +960,11 @@ fn received(capture: &Capture, payload: &[u8]) -> bool {
         .any(|f| !f.outgoing && f.data.windows(payload.len()).any(|w| w == payload))
 }
 
-/// Sets bridge port `port`'s `settings` (`ip link set dev PORT type
-/// bridge_slave ...`) in the lab host, as an admin or a bug might.
-fn set_port(env: &Env, port: &str, settings: &str) {
-    let mut args = vec!["link", "set", "dev", port, "type", "bridge_slave"];
-    args.extend(settings.split_whitespace());
+/// Runs `ip ARGS` in the lab host, as an admin or a bug might.
+fn ip(env: &Env, args: &[&str]) {
     let out = env
         .lab
-        .command(std::path::Path::new("ip"), &args, &[])
+        .command(std::path::Path::new("ip"), args, &[])
         .unwrap();
     assert!(
         out.status.success(),
@@ -975,6 +972,14 @@ fn set_port(env: &Env, port: &str, settings: &str) {
         args.join(" "),
         String::from_utf8_lossy(&out.stderr)
     );
+}
+
+/// Sets bridge port `port`'s `settings` (`ip link set dev PORT type
+/// bridge_slave ...`).
+fn set_port(env: &Env, port: &str, settings: &str) {
+    let mut args = vec!["link", "set", "dev", port, "type", "bridge_slave"];
+    args.extend(settings.split_whitespace());
+    ip(env, &args);
 }
 
 /// Attack 14 (bridge mode): listening in on the bridge. A sandbox's port is
@@ -1045,20 +1050,7 @@ fn attack_14_bridge_ports_hear_only_their_own_frames() {
     );
     a.env.ok(&["verify"]);
     // Off its bridge: named by verify, put back by init.
-    let out = a
-        .env
-        .lab
-        .command(
-            std::path::Path::new("ip"),
-            &["link", "set", "dev", &z.host_iface, "nomaster"],
-            &[],
-        )
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    ip(&a.env, &["link", "set", "dev", &z.host_iface, "nomaster"]);
     let out = a.env.palisade(&["verify"]);
     let said = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(1), "went unnoticed: {said}");
