@@ -1107,6 +1107,21 @@ fn attack_14_bridge_ports_hear_only_their_own_frames() {
     );
     a.env.ok(&["verify"]);
 
+    // A pin removed by hand: named by verify, put back by init.
+    let v4 = y.v4.to_string();
+    ip(&a.env, &["neigh", "del", &v4, "dev", "palisade0"]);
+    let out = a.env.palisade(&["verify"]);
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "went unnoticed: {said}");
+    let object = format!("missing pin of {v4} on palisade0 for sandbox {}", y.name);
+    assert!(said.contains(&object), "{said}");
+    let said = a.env.ok(&["init"]);
+    assert!(
+        said.contains(&format!("sandbox {} to its MAC", y.name)),
+        "{said}"
+    );
+    a.env.ok(&["verify"]);
+
     // Straight from x to y's MAC, with palisade's bridge table gone.
     let out = a
         .env

@@ -162,8 +162,9 @@ impl Engine {
 
     /// `verify` in bridge mode: each of `sandboxes` whose interface exists
     /// (`links`) must be a port of its bridge with the settings
-    /// [`Engine::join_bridge`] makes. One dump of the ports' settings, one
-    /// lookup per bridge.
+    /// [`Engine::join_bridge`] makes, and the host must pin its addresses
+    /// to its MAC on that bridge. One dump of the ports' settings, one of
+    /// the host's permanent neighbours, one lookup per bridge.
     pub(super) fn check_bridge_ports(
         &mut self,
         sandboxes: &[Sandbox],
@@ -186,6 +187,14 @@ impl Engine {
             .into_iter()
             .map(|port| (port.name.clone(), port))
             .collect();
+        let mut pins: HashMap<(u32, IpAddr), [u8; 6]> = HashMap::new();
+        for (index, ip, mac) in self
+            .rtnl()
+            .permanent_neighbours()
+            .map_err(host_err("list the host's pinned neighbours".into()))?
+        {
+            pins.insert((index, ip), mac);
+        }
         let mut bridges: HashMap<u32, Option<u32>> = HashMap::new();
         for sb in sandboxes {
             let Some(att) = &sb.attachment else {
@@ -228,6 +237,26 @@ impl Engine {
                         shard.iface
                     )),
                     found: Some(found),
+                });
+            }
+            // The host's pins of the sandbox's addresses to its MAC.
+            let Some(bridge) = bridge else {
+                continue;
+            };
+            for ip in super::plumbing::bridge_neighbours(sb) {
+                let pinned = pins.get(&(bridge, ip));
+                if pinned == Some(&att.mac.0) {
+                    continue;
+                }
+                differences.push(super::verify::Difference {
+                    kind: if pinned.is_some() {
+                        "differs"
+                    } else {
+                        "missing"
+                    },
+                    object: format!("pin of {ip} on {} for sandbox {}", shard.iface, sb.name),
+                    expected: Some(format!("{} (nud permanent)", att.mac)),
+                    found: pinned.map(|m| palisade_core::element::MacAddr(*m).to_string()),
                 });
             }
         }
