@@ -1009,6 +1009,21 @@ fn attack_14_bridge_ports_hear_only_their_own_frames() {
         send_frame(&lab, "palisade0", &f).unwrap();
     };
     let [cx, cy, cz] = [&x, &y, &z].map(|s| Capture::start(&s.ns, "eth0").unwrap());
+    // Each sandbox gets its own frames: the captures work, and the host
+    // reaches every port through its static entry.
+    let each_gets_its_own = |tag: &str| {
+        for (s, c) in [(&x, &cx), (&y, &cy), (&z, &cz)] {
+            let payload = format!("{tag}-for-{}", s.name);
+            from_host(s.mac, payload.as_bytes());
+            std::thread::sleep(Duration::from_millis(100));
+            assert!(
+                received(c, payload.as_bytes()),
+                "control ({tag}): {} gets its own frame",
+                s.name
+            );
+        }
+    };
+    each_gets_its_own("first");
     from_host(x.mac, b"for-x");
     from_host(unknown, b"unknown-mac");
     std::thread::sleep(Duration::from_millis(300));
@@ -1049,6 +1064,15 @@ fn attack_14_bridge_ports_hear_only_their_own_frames() {
         "y's port set again by init"
     );
     a.env.ok(&["verify"]);
+    // Down by hand: named by verify, set up again by init.
+    ip(&a.env, &["link", "set", "dev", &y.host_iface, "down"]);
+    let out = a.env.palisade(&["verify"]);
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "went unnoticed: {said}");
+    assert!(said.contains("a port that is down"), "{said}");
+    a.env.ok(&["init"]);
+    a.env.ok(&["verify"]);
+    each_gets_its_own("after-repairs");
     // Off its bridge: named by verify, put back by init.
     ip(&a.env, &["link", "set", "dev", &z.host_iface, "nomaster"]);
     let out = a.env.palisade(&["verify"]);
@@ -1106,6 +1130,7 @@ fn attack_14_bridge_ports_hear_only_their_own_frames() {
         "{said}"
     );
     a.env.ok(&["verify"]);
+    each_gets_its_own("after-rejoin");
 
     // A pin removed by hand: named by verify, put back by init.
     let v4 = y.v4.to_string();

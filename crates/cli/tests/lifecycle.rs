@@ -722,9 +722,9 @@ fn routed_namespace_link_pins_neighbours_both_ways() {
 /// with them), and a full bridge refuses the next sandbox with a clear
 /// error, creating nothing.
 #[test]
-fn bridge_ports_are_freed_at_destroy_and_a_full_bridge_fails_closed() {
+fn bridge_ports_are_freed_at_the_reap_and_a_full_bridge_fails_closed() {
     let Some(env) = Env::new(
-        "bridge_ports_are_freed_at_destroy_and_a_full_bridge_fails_closed",
+        "bridge_ports_are_freed_at_the_reap_and_a_full_bridge_fails_closed",
         "[network]\nmode = \"bridge\"\n",
     ) else {
         return;

@@ -160,6 +160,38 @@ impl Engine {
         Ok(())
     }
 
+    /// Every bridge port by name, with those of `sandboxes` read twice if
+    /// the first dump lacks one: the kernel resumes the dump by counting
+    /// links, so a link deleted meanwhile (a namespace freed in the
+    /// background takes its veth with it) can make it skip a port.
+    fn bridge_ports(
+        &mut self,
+        sandboxes: &[&Sandbox],
+    ) -> Result<HashMap<String, palisade_link::BridgePort>, EngineError> {
+        let mut ports = HashMap::new();
+        for _ in 0..2 {
+            let dump = self
+                .rtnl()
+                .bridge_ports()
+                .map_err(|source| EngineError::Host {
+                    step: "list the bridges' ports".into(),
+                    source: Box::new(source),
+                })?;
+            for port in dump {
+                ports.entry(port.name.clone()).or_insert(port);
+            }
+            let complete = sandboxes.iter().all(|sb| {
+                sb.attachment
+                    .as_ref()
+                    .is_none_or(|a| ports.contains_key(&a.host_iface))
+            });
+            if complete {
+                break;
+            }
+        }
+        Ok(ports)
+    }
+
     /// `verify` in bridge mode: each of `sandboxes` whose interface exists
     /// (`links`) must be a port of its bridge with the settings
     /// [`Engine::join_bridge`] makes, and the host must pin its addresses
@@ -180,13 +212,15 @@ impl Engine {
                 source: Box::new(source),
             }
         };
-        let ports: HashMap<String, palisade_link::BridgePort> = self
-            .rtnl()
-            .bridge_ports()
-            .map_err(host_err("list the bridges' ports".into()))?
-            .into_iter()
-            .map(|port| (port.name.clone(), port))
+        let present: Vec<&Sandbox> = sandboxes
+            .iter()
+            .filter(|sb| {
+                sb.attachment
+                    .as_ref()
+                    .is_some_and(|a| links.contains(&a.host_iface))
+            })
             .collect();
+        let ports = self.bridge_ports(&present)?;
         let mut pins: HashMap<(u32, IpAddr), [u8; 6]> = HashMap::new();
         for (index, ip, mac) in self
             .rtnl()
@@ -226,6 +260,7 @@ impl Engine {
                 Some(p) if !p.isolated => {
                     Some("a port that learns addresses, takes floods or is not isolated".into())
                 }
+                Some(p) if !p.up => Some("a port that is down".into()),
                 Some(_) => None,
             };
             if let Some(found) = found {
@@ -233,7 +268,7 @@ impl Engine {
                     kind: "differs",
                     object: format!("bridge port {} of sandbox {}", att.host_iface, sb.name),
                     expected: Some(format!(
-                        "an isolated port of {} that learns nothing and takes no flood",
+                        "an isolated port of {}, up, that learns nothing and takes no flood",
                         shard.iface
                     )),
                     found: Some(found),
@@ -264,10 +299,10 @@ impl Engine {
     }
 
     /// Puts every placed sandbox's interface back on its bridge (`bridges`:
-    /// each slice's bridge index) where it is not, and gives its port the
+    /// each slice's bridge index) where it is not, gives its port the
     /// static forwarding entry and the settings [`Engine::join_bridge`]
     /// makes where the settings are not there (ports from before palisade
-    /// made them, or changed by hand). The settings are made after the
+    /// made them, or changed by hand), and sets it up where it is down. The settings are made after the
     /// entry, so a port that has them has its entry. One dump of the ports'
     /// settings: listing the forwarding entries would cost the kernel a
     /// walk over its bridge's whole table for each port.
@@ -277,16 +312,7 @@ impl Engine {
         bridges: &HashMap<u32, u32>,
         report: &mut RepairReport,
     ) -> Result<(), EngineError> {
-        let ports: HashMap<String, palisade_link::BridgePort> = self
-            .rtnl()
-            .bridge_ports()
-            .map_err(|source| EngineError::Host {
-                step: "list the bridges' ports".into(),
-                source: Box::new(source),
-            })?
-            .into_iter()
-            .map(|port| (port.name.clone(), port))
-            .collect();
+        let ports = self.bridge_ports(placed)?;
         for &sb in placed {
             let Some(att) = &sb.attachment else {
                 continue;
@@ -298,9 +324,9 @@ impl Engine {
                 continue;
             };
             let err = |step: String| super::plumbing::link_err(sb, step);
-            let index = match ports.get(&att.host_iface) {
-                Some(port) if port.bridge == bridge && port.isolated => continue,
-                Some(port) if port.bridge == bridge => port.index,
+            let (index, isolated, up) = match ports.get(&att.host_iface) {
+                Some(port) if port.bridge == bridge && port.isolated && port.up => continue,
+                Some(port) if port.bridge == bridge => (port.index, port.isolated, port.up),
                 _ => {
                     let Some(index) = self
                         .rtnl()
@@ -313,18 +339,28 @@ impl Engine {
                         .set_master(index, bridge)
                         .map_err(err(format!("put it back on bridge {}", shard.iface)))?;
                     report.ports_rejoined.push(sb.name.to_string());
-                    index
+                    (index, false, false)
                 }
             };
-            self.rtnl()
-                .add_static_bridge_entry(index, att.mac.0)
-                .map_err(err(format!(
-                    "add its MAC to the forwarding database for {}",
-                    att.host_iface
-                )))?;
-            self.rtnl()
-                .set_isolated_port(index)
-                .map_err(err(format!("make {} an isolated port", att.host_iface)))?;
+            if !isolated {
+                self.rtnl()
+                    .add_static_bridge_entry(index, att.mac.0)
+                    .map_err(err(format!(
+                        "add its MAC to the forwarding database for {}",
+                        att.host_iface
+                    )))?;
+                self.rtnl()
+                    .set_isolated_port(index)
+                    .map_err(err(format!("make {} an isolated port", att.host_iface)))?;
+            }
+            if !up {
+                // A restore that failed half-way (`init` lists it) can
+                // leave a port down; setting one up that is up changes
+                // nothing.
+                self.rtnl()
+                    .set_up(index)
+                    .map_err(err(format!("bring {} up", att.host_iface)))?;
+            }
             report.ports_isolated.push(sb.name.to_string());
         }
         Ok(())

@@ -33,8 +33,9 @@ pub struct RepairReport {
     /// Bridge mode: sandboxes whose addresses the host had no pin for
     /// (or a wrong one), pinned again.
     pub pins_restored: Vec<String>,
-    /// Bridge mode: sandboxes whose port lacked its settings or its static
-    /// forwarding entry (ports from before palisade set them), set again.
+    /// Bridge mode: sandboxes whose port lacked its settings (ports from
+    /// before palisade set them, or changed by hand) or was down, set
+    /// again.
     pub ports_isolated: Vec<String>,
     /// Bridge mode: sandboxes whose interface was off its bridge, put back.
     pub ports_rejoined: Vec<String>,
@@ -89,7 +90,7 @@ impl RepairReport {
         }
         for n in &self.ports_isolated {
             out.push(format!(
-                "made the bridge port of sandbox {n} an isolated port that is sent only its frames"
+                "made the bridge port of sandbox {n} an isolated port, up, that is sent only its frames"
             ));
         }
         for n in &self.unfixable {

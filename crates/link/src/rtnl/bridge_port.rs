@@ -46,6 +46,8 @@ pub struct BridgePort {
     /// Isolated, not learning, and sent no flooded frame: the settings
     /// [`Rtnl::set_isolated_port`] makes.
     pub isolated: bool,
+    /// Administratively up (`IFF_UP`).
+    pub up: bool,
 }
 
 impl Rtnl {
@@ -81,7 +83,9 @@ impl Rtnl {
     /// peer namespace id, which the kernel finds with a walk over every id
     /// it handed out. Read as bytes, message by message, so that 10,000
     /// ports cost a few hundred kilobytes rather than the crate's full
-    /// parse of each.
+    /// parse of each. The kernel resumes this dump by counting links, so a
+    /// link deleted meanwhile can make it skip a port: callers that miss
+    /// one should ask again (see the engine's `bridge_ports`).
     pub fn bridge_ports(&mut self) -> Result<Vec<BridgePort>> {
         let mut request = LinkMessage::default();
         request.header.interface_family = AddressFamily::Bridge;
@@ -129,8 +133,7 @@ impl Rtnl {
 }
 
 /// A bridge family link message (netlink header included) as a port;
-/// `None` for the bridges themselves, which are listed too but have no
-/// port settings.
+/// `None` for anything without port settings.
 fn port_of(message: &[u8]) -> Option<BridgePort> {
     const RTM_NEWLINK: u16 = 16;
     const IFINFOMSG_LEN: usize = 16;
@@ -172,10 +175,12 @@ fn port_of(message: &[u8]) -> Option<BridgePort> {
         ]
         .into_iter()
         .all(|kind| flag(kind) == Some(false));
+    const IFF_UP: u32 = 1;
     Some(BridgePort {
         index: u32_at(&header[4..8])?,
         name: name?,
         bridge: bridge?,
         isolated,
+        up: u32_at(&header[8..12])? & IFF_UP != 0,
     })
 }

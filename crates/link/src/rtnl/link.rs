@@ -319,8 +319,8 @@ impl Rtnl {
     /// A bridge port stays on its bridge: down, it passes nothing, and
     /// releasing it now would cost a detach two link notifications, each a
     /// walk over every namespace id of the host, and an RCU grace period.
-    /// The group deletion releases it without notifications (the link is
-    /// being unregistered by then).
+    /// The group deletion releases it without those notifications (the
+    /// link is being unregistered by then).
     ///
     /// Deleting a device makes the kernel wait for RCU grace periods before
     /// `RTM_DELLINK` returns; retiring is a plain attribute change, and one
