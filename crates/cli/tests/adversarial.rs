@@ -869,11 +869,10 @@ fn attack_12_failed_apply_leaves_nothing() {
 
 /// Attack 13: a destroyed sandbox whose namespace lives on (adopted, so not
 /// palisade's to delete) puts its address, routes and gateway back on the
-/// retired veth, which routed mode leaves up until the reap: nothing it
-/// sends gets anywhere.
-#[test]
-fn attack_13_retired_veth_passes_nothing() {
-    let Some(mut a) = Arena::new("attack_13_retired_veth_passes_nothing", "routed", &[]) else {
+/// retired veth, which routed mode leaves up until the reap and bridge mode
+/// leaves on its bridge, down: nothing it sends gets anywhere.
+fn retired_veth(test: &str, mode: &str) {
+    let Some(mut a) = Arena::new(test, mode, &[]) else {
         return;
     };
     let name = a.env.name("x");
@@ -913,8 +912,11 @@ fn attack_13_retired_veth_passes_nothing() {
     let v6 = format!("{}/128", x.v6);
     let neigh = |ip: &str| format!("neigh replace {ip} lladdr {gw_mac} dev {gone} nud permanent");
     for cmd in [
-        format!("addr add {v4} dev {gone}"),
-        format!("addr add {v6} dev {gone} nodad"),
+        // Bridge mode set it down.
+        format!("link set {gone} up"),
+        // Bridge mode keeps its IPv4 address: replace, not add.
+        format!("addr replace {v4} dev {gone}"),
+        format!("addr replace {v6} dev {gone} nodad"),
         neigh("10.200.0.1"),
         neigh("fe80::1"),
         format!("route replace default via 10.200.0.1 dev {gone} onlink"),
@@ -950,6 +952,16 @@ fn attack_13_retired_veth_passes_nothing() {
     assert_eq!(a.env.retired_links(), Vec::<String>::new());
     palisade_link::delete_named_netns(&name).unwrap();
     a.finish();
+}
+
+#[test]
+fn attack_13_retired_veth_passes_nothing_routed() {
+    retired_veth("attack_13_retired_veth_passes_nothing_routed", "routed");
+}
+
+#[test]
+fn attack_13_retired_veth_passes_nothing_bridge() {
+    retired_veth("attack_13_retired_veth_passes_nothing_bridge", "bridge");
 }
 
 /// Whether `capture` recorded an arriving frame that carries `payload`.
