@@ -972,18 +972,22 @@ fn received(capture: &Capture, payload: &[u8]) -> bool {
         .any(|f| !f.outgoing && f.data.windows(payload.len()).any(|w| w == payload))
 }
 
-/// Runs `ip ARGS` in the lab host, as an admin or a bug might.
-fn ip(env: &Env, args: &[&str]) {
+/// Runs `program ARGS` in the lab host, as an admin or a bug might.
+fn run(env: &Env, program: &str, args: &[&str]) {
     let out = env
         .lab
-        .command(std::path::Path::new("ip"), args, &[])
+        .command(std::path::Path::new(program), args, &[])
         .unwrap();
     assert!(
         out.status.success(),
-        "ip {}: {}",
+        "{program} {}: {}",
         args.join(" "),
         String::from_utf8_lossy(&out.stderr)
     );
+}
+
+fn ip(env: &Env, args: &[&str]) {
+    run(env, "ip", args);
 }
 
 /// Sets bridge port `port`'s `settings` (`ip link set dev PORT type
@@ -1160,20 +1164,7 @@ fn attack_14_bridge_ports_hear_only_their_own_frames() {
     a.env.ok(&["verify"]);
 
     // Straight from x to y's MAC, with palisade's bridge table gone.
-    let out = a
-        .env
-        .lab
-        .command(
-            std::path::Path::new("nft"),
-            &["delete", "table", "bridge", "palisade"],
-            &[],
-        )
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    run(&a.env, "nft", &["delete", "table", "bridge", "palisade"]);
     let direct = |dst: [u8; 6], payload: &[u8]| {
         let f = build_udp_frame(x.mac, dst, x.v4.into(), y.v4.into(), 9, 9, payload).unwrap();
         send_frame(&x.ns, "eth0", &f).unwrap();

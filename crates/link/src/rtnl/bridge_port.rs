@@ -10,13 +10,11 @@
 //! to every port of the bridge. The host reaches the sandbox through a
 //! static entry for its MAC instead.
 
-use netlink_packet_core::{NLM_F_CREATE, NLM_F_DUMP, NLM_F_REPLACE};
+use netlink_packet_core::NLM_F_DUMP;
 use netlink_packet_route::link::{
     InfoBridgePort, InfoPortData, InfoPortKind, LinkAttribute, LinkInfo, LinkMessage,
 };
-use netlink_packet_route::neighbour::{
-    NeighbourAttribute, NeighbourFlags, NeighbourMessage, NeighbourState,
-};
+use netlink_packet_route::neighbour::{NeighbourFlags, NeighbourMessage, NeighbourState};
 use netlink_packet_route::{AddressFamily, RouteNetlinkMessage};
 
 use super::neighbour::format_mac;
@@ -116,19 +114,8 @@ impl Rtnl {
         msg.header.ifindex = port;
         msg.header.flags = NeighbourFlags::Controller;
         msg.header.state = NeighbourState::Noarp;
-        msg.attributes
-            .push(NeighbourAttribute::LinkLocalAddress(mac.to_vec()));
         let what = format!("{} dev #{port}", format_mac(mac));
-        let ctx = Ctx {
-            op: "add static bridge entry",
-            what: &what,
-        };
-        self.request(
-            RouteNetlinkMessage::NewNeighbour(msg),
-            NLM_F_CREATE | NLM_F_REPLACE,
-            &ctx,
-        )
-        .map(drop)
+        self.replace_neighbour(msg, mac, "add static bridge entry", &what)
     }
 }
 

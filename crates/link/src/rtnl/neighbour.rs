@@ -19,13 +19,22 @@ impl Rtnl {
     pub fn add_permanent_neighbour(&mut self, index: u32, ip: IpAddr, mac: [u8; 6]) -> Result<()> {
         let mut msg = neighbour_message(index, ip);
         msg.header.state = NeighbourState::Permanent;
+        let what = format!("{ip} lladdr {} dev #{index}", format_mac(mac));
+        self.replace_neighbour(msg, mac, "add neighbour", &what)
+    }
+
+    /// Sends `msg` with `mac` as its link-layer address, creating the entry
+    /// or replacing the one there.
+    pub(super) fn replace_neighbour(
+        &mut self,
+        mut msg: NeighbourMessage,
+        mac: [u8; 6],
+        op: &'static str,
+        what: &str,
+    ) -> Result<()> {
         msg.attributes
             .push(NeighbourAttribute::LinkLocalAddress(mac.to_vec()));
-        let what = format!("{ip} lladdr {} dev #{index}", format_mac(mac));
-        let ctx = Ctx {
-            op: "add neighbour",
-            what: &what,
-        };
+        let ctx = Ctx { op, what };
         self.request(
             RouteNetlinkMessage::NewNeighbour(msg),
             NLM_F_CREATE | NLM_F_REPLACE,
