@@ -8,9 +8,17 @@ use common::Env;
 use palisade_lab::traffic::{ListenerSet, L4};
 use palisade_lab::World;
 use serde_json::Value;
-use std::net::SocketAddr;
+use std::fs::File;
+use std::io::Read;
+use std::net::{Ipv4Addr, SocketAddr};
+use std::os::fd::AsRawFd;
+use std::time::{Duration, Instant};
 
-const CONFIG: &str = "[network]\nuplink = \"up0\"\n[isolation]\ninter_sandbox = \"same-tenant\"\n";
+fn config(mode: &str) -> String {
+    format!(
+        "[network]\nmode = \"{mode}\"\nuplink = \"up0\"\n[isolation]\ninter_sandbox = \"same-tenant\"\n"
+    )
+}
 
 fn probes_of<'a>(report: &'a Value, sandbox: &str) -> &'a Vec<Value> {
     report["sandboxes"]
@@ -35,8 +43,26 @@ fn find<'a>(probes: &'a [Value], target: &str, destination: &str, transport: &st
 }
 
 #[test]
-fn probes_prove_every_outcome_and_catch_a_broken_rule() {
-    let Some(env) = Env::new("probes_prove_every_outcome_and_catch_a_broken_rule", CONFIG) else {
+fn probes_prove_every_outcome_and_catch_a_broken_rule_routed() {
+    probes_prove_every_outcome(
+        "probes_prove_every_outcome_and_catch_a_broken_rule_routed",
+        "routed",
+    );
+}
+
+/// Bridge mode: the tap is an isolated port of its bridge that learns
+/// nothing, so its frames reach the host only through the port settings and
+/// the static entry made at attach.
+#[test]
+fn probes_prove_every_outcome_and_catch_a_broken_rule_bridge() {
+    probes_prove_every_outcome(
+        "probes_prove_every_outcome_and_catch_a_broken_rule_bridge",
+        "bridge",
+    );
+}
+
+fn probes_prove_every_outcome(test: &str, mode: &str) {
+    let Some(env) = Env::new(test, &config(mode)) else {
         return;
     };
     let world = env.lab.add_world().unwrap();
@@ -149,9 +175,89 @@ fn probes_prove_every_outcome_and_catch_a_broken_rule() {
         .to_string();
     let held = env
         .lab
-        .run(move || palisade_link::attach_tap(&tap))
+        .run({
+            let tap = tap.clone();
+            move || palisade_link::attach_tap(&tap)
+        })
         .unwrap()
         .unwrap();
+    if mode == "bridge" {
+        // The way back: the port learns nothing and is sent no flooded
+        // frame, so a datagram from a peer reaches the guest only through
+        // the static entry for the guest's MAC (and the host's pin of its
+        // address).
+        let guest_mac: palisade_core::element::MacAddr = env
+            .json(&["sandbox", "show", &vm, "--json"])["network"]["mac"]
+            .as_str()
+            .unwrap()
+            .parse()
+            .unwrap();
+        let (vm_4, _) = env.addresses(&vm);
+        let vm_4: std::net::Ipv4Addr = vm_4.parse().unwrap();
+        let a2_path = palisade_link::netns_path(&a2);
+        let reaches_guest = |limit: Duration| {
+            frames_until(&held, limit, || {
+                palisade_lab::traffic::udp_exchange(
+                    &a2_path,
+                    SocketAddr::new(vm_4.into(), 9),
+                    Duration::from_millis(100),
+                )
+                .unwrap();
+            })
+            .into_iter()
+            .any(|f| is_udp_to(&f, guest_mac.0, vm_4, 9))
+        };
+        assert!(
+            reaches_guest(Duration::from_secs(3)),
+            "a datagram from {a2} never reached tap {tap}"
+        );
+        // Control: without the static entry nothing reaches the guest, and
+        // `init` puts the entry back.
+        let deleted = env
+            .lab
+            .command(
+                std::path::Path::new("bridge"),
+                &[
+                    "fdb",
+                    "del",
+                    &guest_mac.to_string(),
+                    "dev",
+                    &tap,
+                    "master",
+                    "static",
+                ],
+                &[],
+            )
+            .unwrap();
+        assert!(
+            deleted.status.success(),
+            "{}",
+            String::from_utf8_lossy(&deleted.stderr)
+        );
+        assert!(
+            !reaches_guest(Duration::from_millis(1500)),
+            "tap {tap} got a datagram without its static entry"
+        );
+        let out = env.palisade(&["verify"]);
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(!out.status.success(), "a lost static entry passed: {text}");
+        assert!(
+            text.contains(&format!("missing static forwarding entry of sandbox {vm}")),
+            "{text}"
+        );
+        let repaired = env.ok(&["init"]);
+        assert!(
+            repaired.contains(&format!(
+                "gave the MAC of sandbox {vm} its static entry on its bridge again"
+            )),
+            "{repaired}"
+        );
+        env.ok(&["verify"]);
+        assert!(
+            reaches_guest(Duration::from_secs(3)),
+            "init did not give tap {tap} its static entry back"
+        );
+    }
     let out = env.palisade(&["verify", "--probe", &vm, "--json", "--timeout-ms", "300"]);
     assert!(!out.status.success(), "an unprobed tap passed");
     let busy: Value = serde_json::from_slice(&out.stdout).unwrap();
@@ -198,4 +304,46 @@ fn probes_prove_every_outcome_and_catch_a_broken_rule() {
         env.ok(&["sandbox", "destroy", n]);
     }
     env.assert_empty();
+}
+
+/// Calls `send` every 200 ms and collects the frames the host writes into
+/// the tap held by `tap`, for up to `limit`.
+fn frames_until(tap: &File, limit: Duration, mut send: impl FnMut()) -> Vec<Vec<u8>> {
+    let end = Instant::now() + limit;
+    let mut frames = Vec::new();
+    let mut next_send = Instant::now();
+    let mut reader = tap;
+    while Instant::now() < end {
+        if Instant::now() >= next_send {
+            send();
+            next_send = Instant::now() + Duration::from_millis(200);
+        }
+        let mut pfd = libc::pollfd {
+            fd: tap.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        // SAFETY: one valid pollfd, owned by this frame.
+        let ready = unsafe { libc::poll(&mut pfd, 1, 50) };
+        if ready == 1 {
+            let mut buf = vec![0u8; 2048];
+            let n = reader.read(&mut buf).unwrap();
+            buf.truncate(n);
+            frames.push(buf);
+        }
+    }
+    frames
+}
+
+/// An Ethernet frame to `mac` carrying an IPv4 UDP datagram to `ip`:`port`.
+fn is_udp_to(frame: &[u8], mac: [u8; 6], ip: Ipv4Addr, port: u16) -> bool {
+    if frame.len() < 14 + 20 + 8 || frame[..6] != mac || frame[12..14] != [0x08, 0x00] {
+        return false;
+    }
+    let ip_header = &frame[14..];
+    let header_len = usize::from(ip_header[0] & 0x0f) * 4;
+    ip_header[9] == 17
+        && ip_header[16..20] == ip.octets()
+        && ip_header.len() >= header_len + 8
+        && u16::from_be_bytes([ip_header[header_len + 2], ip_header[header_len + 3]]) == port
 }

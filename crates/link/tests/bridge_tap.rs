@@ -3,7 +3,7 @@
 mod common;
 
 use common::{ip_json, root_or_skip, Lab};
-use palisade_link::{create_tap, run_in_netns, Rtnl, VethSpec};
+use palisade_link::{create_tap, run_in_netns, BridgeEntry, Rtnl, VethSpec};
 use serde_json::Value;
 
 fn link_json(ns: &str, dev: &str) -> Value {
@@ -279,6 +279,64 @@ fn isolated_ports_and_static_entries_read_back() {
         .unwrap_or_else(|| panic!("no entry for the MAC: {fdb}"));
     assert_eq!(entry["state"], "static", "{entry}");
     assert_eq!(entry["master"], "plbr0", "{entry}");
+
+    // The lookups read the entry back, found through either port of its
+    // bridge; a MAC without one, and a link that is no port, have none.
+    let stray = rtnl
+        .create_veth(&VethSpec {
+            host_name: "pc".into(),
+            peer_name: "qc".into(),
+            ..Default::default()
+        })
+        .unwrap();
+    let pa_mac = rtnl.link("pa").unwrap().unwrap().mac.unwrap();
+    let other = [0x02, 0, 0, 0, 0, 0x0b];
+    // More lookups than one datagram takes.
+    let mut lookups = vec![
+        (pa, mac),
+        (pb, mac),
+        (pa, other),
+        (stray, mac),
+        (pa, pa_mac),
+    ];
+    lookups.extend(std::iter::repeat_n((pb, other), 300));
+    lookups.push((pb, mac));
+    let found = rtnl.bridge_entries(&lookups).unwrap();
+    let on_pa = Some(BridgeEntry {
+        port: pa,
+        is_static: true,
+    });
+    assert_eq!(found[..4], [on_pa, on_pa, None, None]);
+    assert_eq!(
+        found[4],
+        Some(BridgeEntry {
+            port: pa,
+            is_static: false
+        }),
+        "a port's own address is the bridge's permanent entry"
+    );
+    assert!(found[5..305].iter().all(Option::is_none));
+    assert_eq!(found[305], on_pa);
+    let out = std::process::Command::new("bridge")
+        .args([
+            "-n",
+            &lab.name,
+            "fdb",
+            "del",
+            "02:00:00:00:00:0a",
+            "dev",
+            "pa",
+            "master",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(rtnl.bridge_entries(&[(pa, mac)]).unwrap(), [None]);
+    rtnl.add_static_bridge_entry(pa, mac).unwrap();
 
     // By hand, one setting back: no longer isolated.
     let out = std::process::Command::new("ip")

@@ -195,8 +195,10 @@ impl Engine {
     /// `verify` in bridge mode: each of `sandboxes` whose interface exists
     /// (`links`) must be a port of its bridge with the settings
     /// [`Engine::join_bridge`] makes, and the host must pin its addresses
-    /// to its MAC on that bridge. One dump of the ports' settings, one of
-    /// the host's permanent neighbours, one lookup per bridge.
+    /// to its MAC on that bridge, and the bridge must send the sandbox's MAC
+    /// to that port with a static entry. One dump of the ports' settings,
+    /// one of the host's permanent neighbours, one lookup per bridge, and
+    /// the entries' lookups, many to a datagram.
     pub(super) fn check_bridge_ports(
         &mut self,
         sandboxes: &[Sandbox],
@@ -230,6 +232,9 @@ impl Engine {
             pins.insert((index, ip), mac);
         }
         let mut bridges: HashMap<u32, Option<u32>> = HashMap::new();
+        // Sandboxes on a port of their bridge with its settings: their
+        // static entries are looked up after the loop, all at once.
+        let mut on_their_ports = Vec::new();
         for sb in sandboxes {
             let Some(att) = &sb.attachment else {
                 continue;
@@ -263,6 +268,7 @@ impl Engine {
                 Some(p) if !p.up => Some("a port that is down".into()),
                 Some(_) => None,
             };
+            let settings_ok = found.is_none();
             if let Some(found) = found {
                 differences.push(super::verify::Difference {
                     kind: "differs",
@@ -273,6 +279,9 @@ impl Engine {
                     )),
                     found: Some(found),
                 });
+            }
+            if let Some(p) = port.filter(|_| settings_ok) {
+                on_their_ports.push((sb, p.index));
             }
             // The host's pins of the sandbox's addresses to its MAC.
             let Some(bridge) = bridge else {
@@ -295,6 +304,23 @@ impl Engine {
                 });
             }
         }
+        for (sb, index) in self.lacking_static_entries(&on_their_ports)? {
+            let Some(att) = &sb.attachment else {
+                continue;
+            };
+            differences.push(super::verify::Difference {
+                kind: "missing",
+                object: format!(
+                    "static forwarding entry of sandbox {} for {}",
+                    sb.name, att.mac
+                ),
+                expected: Some(format!(
+                    "its bridge sends {} to port {} (static)",
+                    att.mac, att.host_iface
+                )),
+                found: Some(format!("no static entry for it on port #{index}")),
+            });
+        }
         Ok(())
     }
 
@@ -302,10 +328,11 @@ impl Engine {
     /// each slice's bridge index) where it is not, gives its port the
     /// static forwarding entry and the settings [`Engine::join_bridge`]
     /// makes where the settings are not there (ports from before palisade
-    /// made them, or changed by hand), and sets it up where it is down. The settings are made after the
-    /// entry, so a port that has them has its entry. One dump of the ports'
-    /// settings: listing the forwarding entries would cost the kernel a
-    /// walk over its bridge's whole table for each port.
+    /// made them, or changed by hand), sets it up where it is down, and
+    /// gives a port that kept its settings its static entry back where the
+    /// bridge lost it. One dump of the ports' settings, and one lookup per
+    /// entry, many to a datagram: a dump of the forwarding entries would
+    /// cost the kernel a walk over its bridge's whole table for each port.
     fn isolate_ports(
         &mut self,
         placed: &[&Sandbox],
@@ -313,6 +340,8 @@ impl Engine {
         report: &mut RepairReport,
     ) -> Result<(), EngineError> {
         let ports = self.bridge_ports(placed)?;
+        // Ports that kept their settings, whose static entry is looked up.
+        let mut settled = Vec::new();
         for &sb in placed {
             let Some(att) = &sb.attachment else {
                 continue;
@@ -325,7 +354,10 @@ impl Engine {
             };
             let err = |step: String| super::plumbing::link_err(sb, step);
             let (index, isolated, up) = match ports.get(&att.host_iface) {
-                Some(port) if port.bridge == bridge && port.isolated && port.up => continue,
+                Some(port) if port.bridge == bridge && port.isolated && port.up => {
+                    settled.push((sb, port.index));
+                    continue;
+                }
                 Some(port) if port.bridge == bridge => (port.index, port.isolated, port.up),
                 _ => {
                     let Some(index) = self
@@ -342,7 +374,9 @@ impl Engine {
                     (index, false, false)
                 }
             };
-            if !isolated {
+            if isolated {
+                settled.push((sb, index));
+            } else {
                 self.rtnl()
                     .add_static_bridge_entry(index, att.mac.0)
                     .map_err(err(format!(
@@ -363,7 +397,52 @@ impl Engine {
             }
             report.ports_isolated.push(sb.name.to_string());
         }
+        for (sb, index) in self.lacking_static_entries(&settled)? {
+            let mac = sb.attachment.as_ref().map(|a| a.mac.0).unwrap_or_default();
+            self.rtnl()
+                .add_static_bridge_entry(index, mac)
+                .map_err(super::plumbing::link_err(
+                    sb,
+                    format!("add its MAC to the forwarding database of its bridge (port #{index})"),
+                ))?;
+            report.entries_restored.push(sb.name.to_string());
+        }
         Ok(())
+    }
+
+    /// Those of `ports` (a sandbox and its port's index) whose bridge has
+    /// no static entry sending the sandbox's MAC to that port.
+    fn lacking_static_entries<'sb>(
+        &mut self,
+        ports: &[(&'sb Sandbox, u32)],
+    ) -> Result<Vec<(&'sb Sandbox, u32)>, EngineError> {
+        let lookups: Vec<(u32, [u8; 6])> = ports
+            .iter()
+            .map(|(sb, index)| {
+                let mac = sb.attachment.as_ref().map(|a| a.mac.0).unwrap_or_default();
+                (*index, mac)
+            })
+            .collect();
+        let found = self
+            .rtnl()
+            .bridge_entries(&lookups)
+            .map_err(|source| EngineError::Host {
+                step: "look up the sandboxes' entries in their bridges' forwarding databases"
+                    .into(),
+                source: Box::new(source),
+            })?;
+        Ok(ports
+            .iter()
+            .zip(found)
+            .filter(|((_, index), entry)| {
+                *entry
+                    != Some(palisade_link::BridgeEntry {
+                        port: *index,
+                        is_static: true,
+                    })
+            })
+            .map(|(port, _)| *port)
+            .collect())
     }
 
     /// Makes the host's permanent entries on `bridge` (`present`) exactly

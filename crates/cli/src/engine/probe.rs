@@ -489,11 +489,20 @@ impl Engine {
             .mac
             .ok_or_else(|| format!("tap {} has no MAC", att.host_iface))?;
         match palisade_link::attach_tap(&att.host_iface) {
-            Ok(file) => Ok(Sender::Tap {
-                file,
-                guest_mac: att.mac.0,
-                host_mac,
-            }),
+            Ok(file) => {
+                // The tap has carrier once it is held; a bridge port
+                // forwards only after the kernel's link watch has seen
+                // that, which runs later in a worker: until then a bridge
+                // drops the frames written in.
+                self.rtnl()
+                    .sync_link_state(&att.host_iface)
+                    .map_err(|e| e.to_string())?;
+                Ok(Sender::Tap {
+                    file,
+                    guest_mac: att.mac.0,
+                    host_mac,
+                })
+            }
             Err(e) if e.errno() == Some(libc::EBUSY) => Err(
                 format!(
                     "tap {} is held by a running VMM; probe it before the VMM starts, or from inside the guest (docs/verify.md)",

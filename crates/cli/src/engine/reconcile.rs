@@ -39,6 +39,10 @@ pub struct RepairReport {
     pub ports_isolated: Vec<String>,
     /// Bridge mode: sandboxes whose interface was off its bridge, put back.
     pub ports_rejoined: Vec<String>,
+    /// Bridge mode: sandboxes whose bridge had no static entry sending
+    /// their MAC to their port (deleted or changed by hand), given one
+    /// again.
+    pub entries_restored: Vec<String>,
     /// Problems that could not be fixed.
     pub unfixable: Vec<String>,
 }
@@ -93,6 +97,11 @@ impl RepairReport {
                 "made the bridge port of sandbox {n} an isolated port, up, that is sent only its frames"
             ));
         }
+        for n in &self.entries_restored {
+            out.push(format!(
+                "gave the MAC of sandbox {n} its static entry on its bridge again"
+            ));
+        }
         for n in &self.unfixable {
             out.push(format!("could not fix: {n}"));
         }
@@ -137,6 +146,7 @@ impl Engine {
             report.pins_restored = full.pins_restored;
             report.ports_isolated = full.ports_isolated;
             report.ports_rejoined = full.ports_rejoined;
+            report.entries_restored = full.entries_restored;
             report.unfixable = full.unfixable;
         } else {
             if let Some(name) = self.finish_interrupted_update()? {

@@ -14,7 +14,9 @@ use netlink_packet_core::NLM_F_DUMP;
 use netlink_packet_route::link::{
     InfoBridgePort, InfoPortData, InfoPortKind, LinkAttribute, LinkInfo, LinkMessage,
 };
-use netlink_packet_route::neighbour::{NeighbourFlags, NeighbourMessage, NeighbourState};
+use netlink_packet_route::neighbour::{
+    NeighbourAttribute, NeighbourFlags, NeighbourMessage, NeighbourState,
+};
 use netlink_packet_route::{AddressFamily, RouteNetlinkMessage};
 
 use super::neighbour::format_mac;
@@ -117,6 +119,86 @@ impl Rtnl {
         let what = format!("{} dev #{port}", format_mac(mac));
         self.replace_neighbour(msg, mac, "add static bridge entry", &what)
     }
+}
+
+/// Where a bridge sends the frames for one MAC, as
+/// [`Rtnl::bridge_entries`] reads it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BridgeEntry {
+    /// The port the entry sends them to; the bridge's own index for one of
+    /// its own addresses.
+    pub port: u32,
+    /// Static (`NUD_NOARP`): made by hand, never learnt, never aged out.
+    pub is_static: bool,
+}
+
+impl Rtnl {
+    /// The entry of each `(port, mac)`'s bridge for `mac`, looked up in the
+    /// forwarding database of the bridge `port` belongs to; `None` where
+    /// there is none, or `port` is gone or off every bridge. One lookup per
+    /// MAC, many to a datagram: a dump of a bridge's database walks all of
+    /// it once for each of its ports.
+    pub fn bridge_entries(
+        &mut self,
+        lookups: &[(u32, [u8; 6])],
+    ) -> Result<Vec<Option<BridgeEntry>>> {
+        let messages = lookups
+            .iter()
+            .map(|&(port, mac)| {
+                let mut msg = NeighbourMessage::default();
+                msg.header.family = AddressFamily::Bridge;
+                msg.header.ifindex = port;
+                msg.header.flags = NeighbourFlags::Controller;
+                msg.attributes
+                    .push(NeighbourAttribute::LinkLocalAddress(mac.to_vec()));
+                RouteNetlinkMessage::GetNeighbour(msg)
+            })
+            .collect();
+        let what = format!("{} entries", lookups.len());
+        let ctx = Ctx {
+            op: "look up bridge forwarding entries",
+            what: &what,
+        };
+        let mut found = vec![None; lookups.len()];
+        let mut failure = None;
+        self.request_batch(messages, &ctx, |position, outcome| match outcome {
+            Ok(reply) => found[position] = entry_of(reply),
+            // No entry; a port gone; a link that is no bridge's port.
+            Err(libc::ENOENT | libc::ENODEV | libc::EINVAL) => {}
+            Err(errno) => {
+                failure.get_or_insert((position, errno));
+            }
+        })?;
+        if let Some((position, errno)) = failure {
+            let (port, mac) = lookups[position];
+            let what = format!("{} dev #{port}", format_mac(mac));
+            return Err(self.nack(
+                &Ctx {
+                    op: "look up bridge forwarding entry",
+                    what: &what,
+                },
+                errno,
+                None,
+            ));
+        }
+        Ok(found)
+    }
+}
+
+/// A bridge family neighbour message (netlink header included) as an
+/// entry.
+fn entry_of(message: &[u8]) -> Option<BridgeEntry> {
+    const RTM_NEWNEIGH: u16 = 28;
+    const NDMSG_LEN: usize = 12;
+    const NUD_NOARP: u16 = 0x40;
+    if message.get(4..6)? != RTM_NEWNEIGH.to_ne_bytes() {
+        return None;
+    }
+    let header = message.get(NLMSG_HDRLEN..NLMSG_HDRLEN + NDMSG_LEN)?;
+    Some(BridgeEntry {
+        port: u32::from_ne_bytes(header[4..8].try_into().ok()?),
+        is_static: u16::from_ne_bytes(header[8..10].try_into().ok()?) == NUD_NOARP,
+    })
 }
 
 /// A bridge family link message (netlink header included) as a port;

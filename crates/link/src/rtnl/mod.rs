@@ -19,7 +19,7 @@ mod link;
 mod neighbour;
 mod route;
 
-pub use bridge_port::BridgePort;
+pub use bridge_port::{BridgeEntry, BridgePort};
 pub use link::{LinkSummary, VethSpec};
 pub use route::RouteSpec;
 
@@ -47,6 +47,10 @@ const NLMSG_HDRLEN: usize = 16;
 const RECV_BUF: usize = 64 * 1024;
 /// Kernel limit on interface names, excluding the NUL (IFNAMSIZ - 1).
 const MAX_IFNAME: usize = 15;
+/// Requests [`Rtnl::request_batch`] sends in one datagram: their answers
+/// (a reply and an ack, about 150 bytes) must fit the socket's receive
+/// buffer, about 200 KiB by default, before it reads any.
+const BATCH: usize = 128;
 
 /// A synchronous `NETLINK_ROUTE` socket bound to one network namespace.
 pub struct Rtnl {
@@ -164,27 +168,102 @@ impl Rtnl {
         ctx: &Ctx<'_>,
         mut each: impl FnMut(&dyn Fn(io::Error) -> LinkError, &[u8]) -> Result<()>,
     ) -> Result<()> {
-        self.seq = self.seq.wrapping_add(1);
-        let seq = self.seq;
         let dump = extra_flags & NLM_F_DUMP == NLM_F_DUMP;
+        let mut out = Vec::new();
+        let seq = self.append_request(msg, extra_flags, &mut out);
+        let socket_err = self.socket_err_for(ctx);
+        self.sock.send(&out, 0).map_err(&socket_err)?;
+        self.receive(&socket_err, |me, datagram| {
+            me.walk_datagram(datagram, seq, dump, ctx, &socket_err, &mut each)
+        })
+    }
+
+    /// Sends `messages` as requests, up to [`BATCH`] in one datagram,
+    /// without waiting for each answer in turn, and hands `each` every
+    /// request's outcome by its position in `messages`: its reply (netlink
+    /// header included), or the errno of its NACK. For thousands of small
+    /// lookups, which one round trip each would spend most of their time
+    /// on. A request that succeeds without a reply reports nothing.
+    fn request_batch(
+        &mut self,
+        messages: Vec<RouteNetlinkMessage>,
+        ctx: &Ctx<'_>,
+        mut each: impl FnMut(usize, std::result::Result<&[u8], i32>),
+    ) -> Result<()> {
+        let socket_err = self.socket_err_for(ctx);
+        let mut messages = messages.into_iter().enumerate().peekable();
+        while messages.peek().is_some() {
+            let first = self.seq.wrapping_add(1);
+            let mut out = Vec::new();
+            let mut positions = Vec::with_capacity(BATCH);
+            for (position, msg) in messages.by_ref().take(BATCH) {
+                self.append_request(msg, 0, &mut out);
+                positions.push(position);
+            }
+            self.sock.send(&out, 0).map_err(&socket_err)?;
+            // Each request ends with its ack or its NACK.
+            let mut pending = positions.len();
+            self.receive(&socket_err, |_, datagram| {
+                for message in messages_of(datagram).map_err(&socket_err)? {
+                    let Some(&position) = positions.get(message.seq.wrapping_sub(first) as usize)
+                    else {
+                        continue; // stale reply to an earlier, abandoned request
+                    };
+                    if message.kind != NLMSG_ERROR {
+                        each(position, Ok(message.bytes));
+                        continue;
+                    }
+                    if message.error_code() != 0 {
+                        each(position, Err(-message.error_code()));
+                    }
+                    pending = pending.saturating_sub(1);
+                }
+                Ok(pending == 0)
+            })?;
+        }
+        Ok(())
+    }
+
+    /// Appends `msg` to `out` as the next request (acked, with
+    /// `extra_flags`), aligned for another to follow; returns its sequence
+    /// number.
+    fn append_request(
+        &mut self,
+        msg: RouteNetlinkMessage,
+        extra_flags: u16,
+        out: &mut Vec<u8>,
+    ) -> u32 {
+        self.seq = self.seq.wrapping_add(1);
         let mut header = NetlinkHeader::default();
         header.flags = NLM_F_REQUEST | NLM_F_ACK | extra_flags;
-        header.sequence_number = seq;
+        header.sequence_number = self.seq;
         let mut packet = NetlinkMessage::new(header, NetlinkPayload::from(msg));
         packet.finalize();
-        let mut out = vec![0u8; packet.buffer_len()];
-        packet.serialize(&mut out);
-        self.sock
-            .send(&out, 0)
-            .map_err(|e| self.socket_err(ctx, e))?;
+        let start = out.len();
+        out.resize(start + align4(packet.buffer_len()), 0);
+        packet.serialize(&mut out[start..start + packet.buffer_len()]);
+        self.seq
+    }
 
+    fn socket_err_for(&self, ctx: &Ctx<'_>) -> impl Fn(io::Error) -> LinkError {
         let netns = self.netns.clone();
-        let socket_err = |e: io::Error| LinkError::Socket {
-            op: ctx.op,
-            what: ctx.what.to_string(),
+        let op = ctx.op;
+        let what = ctx.what.to_string();
+        move |e: io::Error| LinkError::Socket {
+            op,
+            what: what.clone(),
             netns: netns.clone(),
             source: e,
-        };
+        }
+    }
+
+    /// Reads datagrams, each handed to `walk`, until it says the exchange
+    /// is over.
+    fn receive(
+        &mut self,
+        socket_err: &dyn Fn(io::Error) -> LinkError,
+        mut walk: impl FnMut(&Self, &[u8]) -> Result<bool>,
+    ) -> Result<()> {
         let mut buf = std::mem::take(&mut self.buf);
         let outcome = loop {
             buf.clear();
@@ -204,7 +283,7 @@ impl Rtnl {
                     "netlink reply truncated",
                 )));
             }
-            match self.walk_datagram(&buf, seq, dump, ctx, &socket_err, &mut each) {
+            match walk(self, &buf) {
                 Ok(true) => break Ok(()),
                 Ok(false) => {}
                 Err(e) => break Err(e),
@@ -224,57 +303,31 @@ impl Rtnl {
         socket_err: &dyn Fn(io::Error) -> LinkError,
         each: &mut impl FnMut(&dyn Fn(io::Error) -> LinkError, &[u8]) -> Result<()>,
     ) -> Result<bool> {
-        let mut off = 0;
-        while off + NLMSG_HDRLEN <= datagram.len() {
-            let raw = &datagram[off..];
-            let len = u32::from_ne_bytes(raw[0..4].try_into().unwrap_or_default()) as usize;
-            if len < NLMSG_HDRLEN || len > raw.len() {
-                return Err(socket_err(io::Error::new(
-                    io::ErrorKind::InvalidData,
-                    "malformed netlink header",
-                )));
-            }
-            let msg_type = u16::from_ne_bytes([raw[4], raw[5]]);
-            let flags = u16::from_ne_bytes([raw[6], raw[7]]);
-            let msg_seq = u32::from_ne_bytes(raw[8..12].try_into().unwrap_or_default());
-            let one = &raw[..len];
-            off += align4(len);
-            if msg_seq != seq {
+        for message in messages_of(datagram).map_err(socket_err)? {
+            if message.seq != seq {
                 continue; // stale reply to an earlier, abandoned request
             }
-            match msg_type {
+            match message.kind {
                 NLMSG_ERROR | NLMSG_DONE => {
-                    let payload = &one[NLMSG_HDRLEN..];
-                    let code = payload
-                        .get(0..4)
-                        .map(|b| i32::from_ne_bytes(b.try_into().unwrap_or_default()))
-                        .unwrap_or(0);
+                    let code = message.error_code();
                     if code != 0 {
-                        let ext = if msg_type == NLMSG_ERROR {
-                            error_ext_ack(payload, flags)
+                        let payload = &message.bytes[NLMSG_HDRLEN..];
+                        let ext = if message.kind == NLMSG_ERROR {
+                            error_ext_ack(payload, message.flags)
                         } else {
                             payload.get(4..).and_then(parse_ext_ack_tlvs)
                         };
                         return Err(self.nack(ctx, -code, ext));
                     }
                     // An ack ends a plain request; DONE ends a dump.
-                    if msg_type == NLMSG_DONE || !dump {
+                    if message.kind == NLMSG_DONE || !dump {
                         return Ok(true);
                     }
                 }
-                _ => each(socket_err, one)?,
+                _ => each(socket_err, message.bytes)?,
             }
         }
         Ok(false)
-    }
-
-    fn socket_err(&self, ctx: &Ctx<'_>, e: io::Error) -> LinkError {
-        LinkError::Socket {
-            op: ctx.op,
-            what: ctx.what.to_string(),
-            netns: self.netns.clone(),
-            source: e,
-        }
     }
 
     fn nack(&self, ctx: &Ctx<'_>, errno: i32, ext_ack: Option<String>) -> LinkError {
@@ -295,6 +348,49 @@ impl Rtnl {
             }
         }
     }
+}
+
+/// One netlink message of a datagram.
+struct Message<'a> {
+    kind: u16,
+    flags: u16,
+    seq: u32,
+    /// The whole message, netlink header included.
+    bytes: &'a [u8],
+}
+
+impl Message<'_> {
+    /// The code of an `NLMSG_ERROR` or `NLMSG_DONE`: 0 or a negative errno.
+    fn error_code(&self) -> i32 {
+        self.bytes
+            .get(NLMSG_HDRLEN..NLMSG_HDRLEN + 4)
+            .map(|b| i32::from_ne_bytes(b.try_into().unwrap_or_default()))
+            .unwrap_or(0)
+    }
+}
+
+/// The messages of one datagram, in order.
+fn messages_of(datagram: &[u8]) -> io::Result<Vec<Message<'_>>> {
+    let mut messages = Vec::new();
+    let mut off = 0;
+    while off + NLMSG_HDRLEN <= datagram.len() {
+        let raw = &datagram[off..];
+        let len = u32::from_ne_bytes(raw[0..4].try_into().unwrap_or_default()) as usize;
+        if len < NLMSG_HDRLEN || len > raw.len() {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                "malformed netlink header",
+            ));
+        }
+        messages.push(Message {
+            kind: u16::from_ne_bytes([raw[4], raw[5]]),
+            flags: u16::from_ne_bytes([raw[6], raw[7]]),
+            seq: u32::from_ne_bytes(raw[8..12].try_into().unwrap_or_default()),
+            bytes: &raw[..len],
+        });
+        off += align4(len);
+    }
+    Ok(messages)
 }
 
 fn align4(n: usize) -> usize {
