@@ -6,6 +6,22 @@ use common::{ip_json, root_or_skip, Lab};
 use palisade_link::{create_tap, run_in_netns, BridgeEntry, Rtnl, VethSpec};
 use serde_json::Value;
 
+/// Runs `program -n LAB args` (`ip` or `bridge`), which must succeed; its
+/// output.
+fn run_in_lab(lab: &Lab, program: &str, args: &[&str]) -> Vec<u8> {
+    let out = std::process::Command::new(program)
+        .args(["-n", &lab.name])
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{program} {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out.stdout
+}
+
 fn link_json(ns: &str, dev: &str) -> Value {
     let v: Value = serde_json::from_str(&ip_json(ns, &["-d", "link", "show", "dev", dev])).unwrap();
     v[0].clone()
@@ -261,16 +277,12 @@ fn isolated_ports_and_static_entries_read_back() {
         !a["flags"].as_array().unwrap().iter().any(|f| f == "UP"),
         "its admin state is left alone"
     );
-    let out = std::process::Command::new("bridge")
-        .args(["-n", &lab.name, "-j", "fdb", "show", "dev", "pa"])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let fdb: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let fdb: Value = serde_json::from_slice(&run_in_lab(
+        &lab,
+        "bridge",
+        &["-j", "fdb", "show", "dev", "pa"],
+    ))
+    .unwrap();
     let entry = fdb
         .as_array()
         .unwrap()
@@ -317,32 +329,19 @@ fn isolated_ports_and_static_entries_read_back() {
     );
     assert!(found[5..305].iter().all(Option::is_none));
     assert_eq!(found[305], on_pa);
-    let out = std::process::Command::new("bridge")
-        .args([
-            "-n",
-            &lab.name,
-            "fdb",
-            "del",
-            "02:00:00:00:00:0a",
-            "dev",
-            "pa",
-            "master",
-        ])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    run_in_lab(
+        &lab,
+        "bridge",
+        &["fdb", "del", "02:00:00:00:00:0a", "dev", "pa", "master"],
     );
     assert_eq!(rtnl.bridge_entries(&[(pa, mac)]).unwrap(), [None]);
     rtnl.add_static_bridge_entry(pa, mac).unwrap();
 
     // By hand, one setting back: no longer isolated.
-    let out = std::process::Command::new("ip")
-        .args([
-            "-n",
-            &lab.name,
+    run_in_lab(
+        &lab,
+        "ip",
+        &[
             "link",
             "set",
             "dev",
@@ -351,13 +350,7 @@ fn isolated_ports_and_static_entries_read_back() {
             "bridge_slave",
             "mcast_flood",
             "on",
-        ])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+        ],
     );
     assert_eq!(
         isolated(&mut rtnl),
