@@ -1159,3 +1159,91 @@ fn init_moves_sandboxes_placed_before_the_layout_was_recorded_to_their_bridges()
     }
     env.assert_empty();
 }
+
+/// Bridge mode: `verify` reads the bridges back (up, fixed MAC, both
+/// gateway addresses, the slice's routes) and `init` makes them again.
+#[test]
+fn verify_reports_a_tampered_bridge_and_init_repairs_it() {
+    let Some(env) = Env::new(
+        "verify_reports_a_tampered_bridge_and_init_repairs_it",
+        "[network]\nmode = \"bridge\"\nsandboxes_per_bridge = 4\n",
+    ) else {
+        return;
+    };
+    env.ok(&["init"]);
+    let names: Vec<String> = (0..3).map(|i| env.name(&format!("s{i}"))).collect();
+    for n in &names {
+        env.ok(&["sandbox", "create", n, "--tenant", "t"]);
+    }
+    let third = env.json(&["sandbox", "show", &names[2], "--json"]);
+    assert_eq!(third["network"]["bridge"], "palisade1", "{third}");
+    env.ok(&["verify"]);
+
+    let ip = |args: &[&str]| {
+        let out = env
+            .lab
+            .command(std::path::Path::new("ip"), args, &[])
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "ip {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let slice6 = ip(&["-6", "route", "show", "dev", "palisade1"])
+        .lines()
+        .map(|l| l.split_whitespace().next().unwrap_or_default().to_string())
+        .find(|dest| dest.starts_with("fd70:"))
+        .expect("control: palisade1 has its IPv6 slice route");
+    ip(&["address", "del", "10.200.0.1/32", "dev", "palisade1"]);
+    ip(&["-6", "route", "del", &slice6, "dev", "palisade1"]);
+    ip(&[
+        "link",
+        "set",
+        "dev",
+        "palisade1",
+        "address",
+        "02:aa:00:00:00:01",
+    ]);
+    let verify = |want: &[&str]| {
+        let out = env.palisade(&["verify"]);
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert!(!out.status.success(), "a tampered bridge passed: {text}");
+        for w in want {
+            assert!(text.contains(w), "no {w:?} in:\n{text}");
+        }
+        text
+    };
+    let text = verify(&[
+        "missing gateway address 10.200.0.1 on bridge palisade1",
+        &format!("differs route to slice {slice6} of bridge palisade1"),
+        "differs bridge palisade1",
+        "MAC 02:aa:00:00:00:01",
+    ]);
+    assert!(
+        !text.contains("bridge palisade0"),
+        "control: palisade0 was left alone:\n{text}"
+    );
+    env.ok(&["init"]);
+    env.ok(&["verify"]);
+
+    // Down, the bridge loses its IPv6 address and every route through it.
+    ip(&["link", "set", "dev", "palisade1", "down"]);
+    verify(&[
+        "differs bridge palisade1",
+        "down",
+        "route to slice 10.200.0.4/30 of bridge palisade1",
+    ]);
+    env.ok(&["init"]);
+    env.ok(&["verify"]);
+
+    ip(&["link", "del", "palisade1"]);
+    verify(&["missing bridge palisade1"]);
+    env.ok(&["init"]);
+    env.ok(&["verify"]);
+    for n in &names {
+        env.ok(&["sandbox", "destroy", n]);
+    }
+    env.assert_empty();
+}

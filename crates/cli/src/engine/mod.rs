@@ -3,6 +3,7 @@
 //! run left behind. Front ends (the CLI, later the daemon and CNI plugin) call
 //! it and never build rules themselves.
 
+mod bridge_devices;
 mod bridges;
 mod cni;
 mod error;

@@ -114,6 +114,7 @@ impl Engine {
             }
         }
         self.check_bridge_ports(&models, &links, &mut differences)?;
+        self.check_bridges(&models, &mut differences)?;
         Ok(VerifyReport {
             sandbox: only.map(str::to_string),
             sandboxes_checked: models.len(),
