@@ -1120,23 +1120,8 @@ fn attack_14_bridge_ports_hear_only_their_own_frames() {
     }
     std::thread::sleep(Duration::from_millis(300));
     assert!(world.all_arrivals().is_empty(), "{:?}", arrivals(&world));
-    let forward = a
-        .env
-        .lab
-        .command(
-            std::path::Path::new("nft"),
-            &["list", "chain", "inet", "palisade", "forward"],
-            &[],
-        )
-        .unwrap();
-    let forward = String::from_utf8_lossy(&forward.stdout);
-    let dropped = forward
-        .lines()
-        .find(|l| l.contains("iifname \"pal-*\" counter packets"))
-        .and_then(|l| l.split("packets ").nth(1))
-        .and_then(|n| n.split_whitespace().next())
-        .and_then(|n| n.parse::<u64>().ok());
-    assert_eq!(dropped, Some(2), "the port rule dropped them: {forward}");
+    let dropped = rule_packets(&a, "inet", "forward", "iifname \"pal-*\" counter packets");
+    assert_eq!(dropped, Some(2), "the port rule dropped them");
     let said = a.env.ok(&["init"]);
     assert!(
         said.contains(&format!(
@@ -1187,5 +1172,99 @@ fn attack_14_bridge_ports_hear_only_their_own_frames() {
     std::thread::sleep(Duration::from_millis(300));
     assert!(received(&cy, b"direct-2"), "control: forwarded to y");
     a.env.ok(&["init"]);
+    a.finish();
+}
+
+/// The packet count of the first rule of `family palisade chain` whose
+/// listing contains `rule`; `None` without one.
+fn rule_packets(a: &Arena, family: &str, chain: &str, rule: &str) -> Option<u64> {
+    let out = a
+        .env
+        .lab
+        .command(
+            std::path::Path::new("nft"),
+            &["list", "chain", family, "palisade", chain],
+            &[],
+        )
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "nft list chain {family} palisade {chain}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .find(|l| l.contains(rule))
+        .and_then(|l| l.split("packets ").nth(1))
+        .and_then(|n| n.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+}
+
+/// Attack 15 (bridge mode): multicast chatter. A sandbox's kernel sends
+/// router solicitations for as long as it lives, and MLD reports; at
+/// 10,000 sandboxes that is thousands a second after a burst of creates,
+/// each a walk of the bridge over its ports and a trip through the host's
+/// input path. They stop at the sandbox's port; neighbour discovery
+/// still passes.
+#[test]
+fn attack_15_sandbox_multicast_stops_at_its_port() {
+    let Some(a) = Arena::new(
+        "attack_15_sandbox_multicast_stops_at_its_port",
+        "bridge",
+        &[("x", "a", &[]), ("y", "a", &[])],
+    ) else {
+        return;
+    };
+    let (x, y) = (a.sb(0), a.sb(1));
+    let ll = palisade_core::model::link_local_from_mac(palisade_core::element::MacAddr(x.mac));
+    let at_port = || {
+        rule_packets(
+            &a,
+            "bridge",
+            "port_source",
+            "nd-neighbor-advert } counter packets",
+        )
+    };
+    let at_host =
+        || rule_packets(&a, "inet", "sandbox_to_host", "counter packets").expect("the host's drop");
+    let (port_before, host_before) = (at_port(), at_host());
+    let all_routers: Ipv6Addr = "ff02::2".parse().unwrap();
+    let mld_routers: Ipv6Addr = "ff02::16".parse().unwrap();
+    for _ in 0..3 {
+        let rs = [133u8, 0, 0, 0, 0, 0, 0, 0];
+        let f =
+            build_icmpv6_frame(x.mac, [0x33, 0x33, 0, 0, 0, 2], ll, all_routers, 255, &rs).unwrap();
+        send_frame(&x.ns, "eth0", &f).unwrap();
+        // An MLDv2 report with no records.
+        let report = [143u8, 0, 0, 0, 0, 0, 0, 0];
+        let f = build_icmpv6_frame(
+            x.mac,
+            [0x33, 0x33, 0, 0, 0, 0x16],
+            ll,
+            mld_routers,
+            1,
+            &report,
+        )
+        .unwrap();
+        send_frame(&x.ns, "eth0", &f).unwrap();
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(
+        at_host(),
+        host_before,
+        "the host's input path saw a sandbox's solicitations"
+    );
+    let (Some(before), Some(after)) = (port_before, at_port()) else {
+        panic!("the port has no rule for multicast");
+    };
+    assert!(
+        after >= before + 6,
+        "the port did not drop them: {before} then {after}"
+    );
+    // Control: neighbour discovery passes, and IPv6 between the two works.
+    assert!(
+        ping(&x.ns, y.v6.into(), T).unwrap().reached(),
+        "control: same tenant ping over IPv6"
+    );
     a.finish();
 }

@@ -550,9 +550,8 @@ fn inet_table(config: &Config, elements: &BTreeMap<(Family, &'static str), Vec<S
                 // the host, and dropping it here spares the kernel a route
                 // lookup that walks one multicast route per sandbox link.
                 // After the IPv4 return, so IPv4 traffic never meets it.
-                "ip6 daddr ff00::/8 meta l4proto != ipv6-icmp counter drop".into(),
-                "ip6 daddr ff00::/8 icmpv6 type != { nd-neighbor-solicit, nd-neighbor-advert } counter drop"
-                    .into(),
+                MULTICAST6_BUT_ND[0].into(),
+                MULTICAST6_BUT_ND[1].into(),
                 "iifname . ip6 saddr @addrs6 return".into(),
                 // Duplicate address detection sends from the unspecified address.
                 "ip6 saddr :: icmpv6 type nd-neighbor-solicit ip6 hoplimit 255 return".into(),
@@ -877,23 +876,43 @@ fn arp_table(config: &Config, elements: &BTreeMap<(Family, &'static str), Vec<St
     t
 }
 
+/// Drops IPv6 multicast from a sandbox other than neighbour discovery.
+const MULTICAST6_BUT_ND: [&str; 2] = [
+    "ip6 daddr ff00::/8 meta l4proto != ipv6-icmp counter drop",
+    "ip6 daddr ff00::/8 icmpv6 type != { nd-neighbor-solicit, nd-neighbor-advert } counter drop",
+];
+
 /// The anti-spoofing chain of a bridge port: the port's only MAC and
-/// addresses; ARP may claim only those, and ask only for `arp_target` when
-/// given.
-fn port_source_rules(arp_target: Option<std::net::Ipv4Addr>) -> Vec<String> {
-    let arp_target = arp_target
+/// addresses; ARP may claim only those. On a port of palisade's own
+/// bridges (`gateway`, the only address ARP may then ask for), IPv6
+/// multicast other than neighbour discovery stops here too, as in routed
+/// mode: a sandbox's router solicitations (repeated for as long as it
+/// lives, backing off to one an hour) and MLD reports have no business on
+/// the host, and would otherwise cost the bridge a walk over its ports and
+/// the host its input path for each.
+fn port_source_rules(gateway: Option<std::net::Ipv4Addr>) -> Vec<String> {
+    let arp_target = gateway
         .map(|a| format!(" arp daddr ip {a}"))
         .unwrap_or_default();
+    let multicast6 = match gateway {
+        Some(_) => MULTICAST6_BUT_ND.map(String::from).to_vec(),
+        None => Vec::new(),
+    };
     vec![
         "iifname . ether saddr != @macs counter drop".into(),
         "iifname . ip saddr @addrs4 return".into(),
+    ]
+    .into_iter()
+    .chain(multicast6)
+    .chain([
         "iifname . ip6 saddr @addrs6 return".into(),
         "ip6 saddr :: icmpv6 type nd-neighbor-solicit ip6 hoplimit 255 return".into(),
         format!(
             "ether type arp iifname . arp saddr ether @macs iifname . arp saddr ip @addrs4{arp_target} return"
         ),
         "counter drop".into(),
-    ]
+    ])
+    .collect()
 }
 
 /// The bridge table: anti-spoofing per port, and which ports may exchange
