@@ -303,7 +303,8 @@ fn isolated_ports_and_static_entries_read_back() {
         .unwrap();
     let pa_mac = rtnl.link("pa").unwrap().unwrap().mac.unwrap();
     let other = [0x02, 0, 0, 0, 0, 0x0b];
-    // More lookups than one datagram takes.
+    // More lookups than one datagram takes, and more than the socket's
+    // receive buffer would hold answers for at once.
     let mut lookups = vec![
         (pa, mac),
         (pb, mac),
@@ -311,7 +312,7 @@ fn isolated_ports_and_static_entries_read_back() {
         (stray, mac),
         (pa, pa_mac),
     ];
-    lookups.extend(std::iter::repeat_n((pb, other), 300));
+    lookups.extend(std::iter::repeat_n((pb, other), 1100));
     lookups.push((pb, mac));
     let found = rtnl.bridge_entries(&lookups).unwrap();
     let on_pa = Some(BridgeEntry {
@@ -327,8 +328,8 @@ fn isolated_ports_and_static_entries_read_back() {
         }),
         "a port's own address is the bridge's permanent entry"
     );
-    assert!(found[5..305].iter().all(Option::is_none));
-    assert_eq!(found[305], on_pa);
+    assert!(found[5..1105].iter().all(Option::is_none));
+    assert_eq!(found[1105], on_pa);
     run_in_lab(
         &lab,
         "bridge",

@@ -47,10 +47,12 @@ const NLMSG_HDRLEN: usize = 16;
 const RECV_BUF: usize = 64 * 1024;
 /// Kernel limit on interface names, excluding the NUL (IFNAMSIZ - 1).
 const MAX_IFNAME: usize = 15;
-/// Requests [`Rtnl::request_batch`] sends in one datagram: their answers
-/// (a reply and an ack, about 150 bytes) must fit the socket's receive
-/// buffer, about 200 KiB by default, before it reads any.
-const BATCH: usize = 128;
+/// Requests [`Rtnl::request_batch`] sends in one datagram. The kernel
+/// answers them all before the socket is read, and drops answers (the
+/// read then fails with `ENOBUFS`) once they fill the socket's receive
+/// buffer, 208 KiB by default: forwarding-entry lookups overflowed it at
+/// 256 to a datagram and fit at 128, so 32 leave a wide margin.
+const BATCH: usize = 32;
 
 /// A synchronous `NETLINK_ROUTE` socket bound to one network namespace.
 pub struct Rtnl {
