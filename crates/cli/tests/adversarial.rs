@@ -1226,7 +1226,8 @@ fn attack_15_sandbox_multicast_stops_at_its_port() {
     };
     let at_host =
         || rule_packets(&a, "inet", "sandbox_to_host", "counter packets").expect("the host's drop");
-    let (port_before, host_before) = (at_port(), at_host());
+    let udp_at_port = || rule_packets(&a, "bridge", "port_source", "!= ipv6-icmp counter packets");
+    let (port_before, udp_before, host_before) = (at_port(), udp_at_port(), at_host());
     let all_routers: Ipv6Addr = "ff02::2".parse().unwrap();
     let mld_routers: Ipv6Addr = "ff02::16".parse().unwrap();
     for _ in 0..3 {
@@ -1246,6 +1247,18 @@ fn attack_15_sandbox_multicast_stops_at_its_port() {
         )
         .unwrap();
         send_frame(&x.ns, "eth0", &f).unwrap();
+        // An mDNS query: multicast, not ICMPv6.
+        let f = build_udp_frame(
+            x.mac,
+            [0x33, 0x33, 0, 0, 0, 0xfb],
+            ll.into(),
+            "ff02::fb".parse::<Ipv6Addr>().unwrap().into(),
+            5353,
+            5353,
+            b"query",
+        )
+        .unwrap();
+        send_frame(&x.ns, "eth0", &f).unwrap();
     }
     std::thread::sleep(Duration::from_millis(300));
     assert_eq!(
@@ -1253,12 +1266,18 @@ fn attack_15_sandbox_multicast_stops_at_its_port() {
         host_before,
         "the host's input path saw a sandbox's solicitations"
     );
-    let (Some(before), Some(after)) = (port_before, at_port()) else {
-        panic!("the port has no rule for multicast");
+    let (Some(before), Some(after), Some(udp_before), Some(udp_after)) =
+        (port_before, at_port(), udp_before, udp_at_port())
+    else {
+        panic!("the port has no rules for multicast");
     };
     assert!(
         after >= before + 6,
-        "the port did not drop them: {before} then {after}"
+        "the port did not drop the ICMPv6: {before} then {after}"
+    );
+    assert!(
+        udp_after >= udp_before + 3,
+        "the port did not drop the mDNS queries: {udp_before} then {udp_after}"
     );
     // Control: neighbour discovery passes, and IPv6 between the two works.
     assert!(

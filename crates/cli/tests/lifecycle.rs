@@ -1238,6 +1238,13 @@ fn verify_reports_a_tampered_bridge_and_init_repairs_it() {
     env.ok(&["init"]);
     env.ok(&["verify"]);
 
+    // palisade0's route to the IPv4 pool comes with its address; deleted,
+    // re-adding the address would not bring it back.
+    ip(&["route", "del", "10.200.0.0/16", "dev", "palisade0"]);
+    verify(&["differs route to slice 10.200.0.0/30 of bridge palisade0"]);
+    env.ok(&["init"]);
+    env.ok(&["verify"]);
+
     ip(&["link", "del", "palisade1"]);
     verify(&["missing bridge palisade1"]);
     env.ok(&["init"]);

@@ -304,12 +304,16 @@ impl Engine {
                 });
             }
         }
-        for (sb, index) in self.lacking_static_entries(&on_their_ports)? {
+        for (sb, _, found) in self.lacking_static_entries(&on_their_ports)? {
             let Some(att) = &sb.attachment else {
                 continue;
             };
             differences.push(super::verify::Difference {
-                kind: "missing",
+                kind: if found.is_some() {
+                    "differs"
+                } else {
+                    "missing"
+                },
                 object: format!(
                     "static forwarding entry of sandbox {} for {}",
                     sb.name, att.mac
@@ -318,7 +322,14 @@ impl Engine {
                     "its bridge sends {} to port {} (static)",
                     att.mac, att.host_iface
                 )),
-                found: Some(format!("no static entry for it on port #{index}")),
+                found: found.map(|entry| {
+                    let kind = if entry.is_static {
+                        "static"
+                    } else {
+                        "not static"
+                    };
+                    format!("an entry to link #{} ({kind})", entry.port)
+                }),
             });
         }
         Ok(())
@@ -397,7 +408,7 @@ impl Engine {
             }
             report.ports_isolated.push(sb.name.to_string());
         }
-        for (sb, index) in self.lacking_static_entries(&settled)? {
+        for (sb, index, _) in self.lacking_static_entries(&settled)? {
             let mac = sb.attachment.as_ref().map(|a| a.mac.0).unwrap_or_default();
             self.rtnl()
                 .add_static_bridge_entry(index, mac)
@@ -411,11 +422,12 @@ impl Engine {
     }
 
     /// Those of `ports` (a sandbox and its port's index) whose bridge has
-    /// no static entry sending the sandbox's MAC to that port.
+    /// no static entry sending the sandbox's MAC to that port, each with
+    /// the entry its bridge has for the MAC instead, if any.
     fn lacking_static_entries<'sb>(
         &mut self,
         ports: &[(&'sb Sandbox, u32)],
-    ) -> Result<Vec<(&'sb Sandbox, u32)>, EngineError> {
+    ) -> Result<Vec<(&'sb Sandbox, u32, Option<palisade_link::BridgeEntry>)>, EngineError> {
         let lookups: Vec<(u32, [u8; 6])> = ports
             .iter()
             .map(|(sb, index)| {
@@ -441,7 +453,7 @@ impl Engine {
                         is_static: true,
                     })
             })
-            .map(|(port, _)| *port)
+            .map(|(&(sb, index), entry)| (sb, index, entry))
             .collect())
     }
 

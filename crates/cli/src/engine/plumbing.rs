@@ -78,6 +78,25 @@ impl Engine {
             self.rtnl
                 .set_up(index)
                 .map_err(host_err("bring the bridge up"))?;
+            // The address brings the route to the IPv4 pool; re-adding an
+            // address that is there does not bring back a route deleted
+            // since (`verify` reports one).
+            let routed_to = self
+                .rtnl
+                .route_oif(IpAddr::V4(subnet.network()))
+                .map_err(host_err("look up the route to the IPv4 pool"))?;
+            if routed_to != Some(index) {
+                self.rtnl
+                    .add_route(&RouteSpec {
+                        dest: IpAddr::V4(subnet.network()),
+                        prefix_len: subnet.prefix_len(),
+                        oif: index,
+                        gateway: None,
+                        onlink: false,
+                        source: Some(IpAddr::V4(self.config.gateway4())),
+                    })
+                    .map_err(host_err("route the IPv4 pool to the bridge"))?;
+            }
             let subnet6 = self.config.network.subnet6;
             self.rtnl
                 .add_route(&RouteSpec {

@@ -142,18 +142,17 @@ impl Rtnl {
         &mut self,
         lookups: &[(u32, [u8; 6])],
     ) -> Result<Vec<Option<BridgeEntry>>> {
-        let messages = lookups
-            .iter()
-            .map(|&(port, mac)| {
-                let mut msg = NeighbourMessage::default();
-                msg.header.family = AddressFamily::Bridge;
-                msg.header.ifindex = port;
-                msg.header.flags = NeighbourFlags::Controller;
-                msg.attributes
-                    .push(NeighbourAttribute::LinkLocalAddress(mac.to_vec()));
-                RouteNetlinkMessage::GetNeighbour(msg)
-            })
-            .collect();
+        // Built as they are sent: 10,000 messages made up front cost
+        // megabytes the process would keep.
+        let messages = lookups.iter().map(|&(port, mac)| {
+            let mut msg = NeighbourMessage::default();
+            msg.header.family = AddressFamily::Bridge;
+            msg.header.ifindex = port;
+            msg.header.flags = NeighbourFlags::Controller;
+            msg.attributes
+                .push(NeighbourAttribute::LinkLocalAddress(mac.to_vec()));
+            RouteNetlinkMessage::GetNeighbour(msg)
+        });
         let what = format!("{} entries", lookups.len());
         let ctx = Ctx {
             op: "look up bridge forwarding entries",

@@ -188,7 +188,7 @@ impl Rtnl {
     /// on. A request that succeeds without a reply reports nothing.
     fn request_batch(
         &mut self,
-        messages: Vec<RouteNetlinkMessage>,
+        messages: impl IntoIterator<Item = RouteNetlinkMessage>,
         ctx: &Ctx<'_>,
         mut each: impl FnMut(usize, std::result::Result<&[u8], i32>),
     ) -> Result<()> {
