@@ -14,6 +14,10 @@ use palisade_core::names::BRIDGE_IFACE;
 use std::collections::{BTreeMap, HashMap};
 use std::net::IpAddr;
 
+/// A sandbox, its port's index, and the entry its bridge has for its MAC
+/// instead of the static one to that port (if any).
+type LackingEntry<'sb> = (&'sb Sandbox, u32, Option<palisade_link::BridgeEntry>);
+
 impl Engine {
     /// Bridge mode: the sandboxes here must be placed as
     /// `network.sandboxes_per_bridge` says. O(1) when it is the layout the
@@ -427,7 +431,7 @@ impl Engine {
     fn lacking_static_entries<'sb>(
         &mut self,
         ports: &[(&'sb Sandbox, u32)],
-    ) -> Result<Vec<(&'sb Sandbox, u32, Option<palisade_link::BridgeEntry>)>, EngineError> {
+    ) -> Result<Vec<LackingEntry<'sb>>, EngineError> {
         let lookups: Vec<(u32, [u8; 6])> = ports
             .iter()
             .map(|(sb, index)| {
