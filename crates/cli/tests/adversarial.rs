@@ -1178,21 +1178,8 @@ fn attack_14_bridge_ports_hear_only_their_own_frames() {
 /// The packet count of the first rule of `family palisade chain` whose
 /// listing contains `rule`; `None` without one.
 fn rule_packets(a: &Arena, family: &str, chain: &str, rule: &str) -> Option<u64> {
-    let out = a
-        .env
-        .lab
-        .command(
-            std::path::Path::new("nft"),
-            &["list", "chain", family, "palisade", chain],
-            &[],
-        )
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "nft list chain {family} palisade {chain}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout)
+    a.env
+        .lab_ok("nft", &["list", "chain", family, "palisade", chain])
         .lines()
         .find(|l| l.contains(rule))
         .and_then(|l| l.split("packets ").nth(1))

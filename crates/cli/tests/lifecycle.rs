@@ -548,15 +548,7 @@ fn verify_catches_tampering_with_rules_chains_and_sets() {
     env.ok(&["sandbox", "create", &a, "--tenant", "t"]);
     env.ok(&["verify"]);
     let nft = |args: &[&str]| {
-        let out = env
-            .lab
-            .command(std::path::Path::new("nft"), args, &[])
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "nft {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        env.lab_ok("nft", args);
     };
     // Each tampering must be named by verify, and undone by init.
     let cases: Vec<(Vec<&str>, &str)> = vec![
@@ -1088,11 +1080,7 @@ fn init_moves_sandboxes_placed_before_the_layout_was_recorded_to_their_bridges()
         .unwrap()
         .to_string();
     let ip = |args: &[&str]| {
-        let out = env
-            .lab
-            .command(std::path::Path::new("ip"), args, &[])
-            .unwrap();
-        assert!(out.status.success(), "ip {args:?}: {out:?}");
+        env.lab_ok("ip", args);
     };
     // What an earlier palisade left: the port on palisade0, no palisade1,
     // no recorded layout.
@@ -1179,18 +1167,7 @@ fn verify_reports_a_tampered_bridge_and_init_repairs_it() {
     assert_eq!(third["network"]["bridge"], "palisade1", "{third}");
     env.ok(&["verify"]);
 
-    let ip = |args: &[&str]| {
-        let out = env
-            .lab
-            .command(std::path::Path::new("ip"), args, &[])
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "ip {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    };
+    let ip = |args: &[&str]| env.lab_ok("ip", args);
     let slice6 = ip(&["-6", "route", "show", "dev", "palisade1"])
         .lines()
         .map(|l| l.split_whitespace().next().unwrap_or_default().to_string())

@@ -213,26 +213,17 @@ fn probes_prove_every_outcome(test: &str, mode: &str) {
         );
         // Control: without the static entry nothing reaches the guest, and
         // `init` puts the entry back.
-        let deleted = env
-            .lab
-            .command(
-                std::path::Path::new("bridge"),
-                &[
-                    "fdb",
-                    "del",
-                    &guest_mac.to_string(),
-                    "dev",
-                    &tap,
-                    "master",
-                    "static",
-                ],
-                &[],
-            )
-            .unwrap();
-        assert!(
-            deleted.status.success(),
-            "{}",
-            String::from_utf8_lossy(&deleted.stderr)
+        env.lab_ok(
+            "bridge",
+            &[
+                "fdb",
+                "del",
+                &guest_mac.to_string(),
+                "dev",
+                &tap,
+                "master",
+                "static",
+            ],
         );
         assert!(
             !reaches_guest(Duration::from_millis(1500)),

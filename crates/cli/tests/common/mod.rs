@@ -189,6 +189,21 @@ impl Env {
             .collect()
     }
 
+    /// Runs `program args` (`ip`, `nft`, `bridge`...) in the lab host, which
+    /// must succeed; its standard output.
+    pub fn lab_ok(&self, program: &str, args: &[&str]) -> String {
+        let out = self
+            .lab
+            .command(std::path::Path::new(program), args, &[])
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{program} {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
     /// Every element in palisade's inet and arp tables, as nft prints them.
     pub fn table_text(&self) -> String {
         let out = self
