@@ -974,16 +974,7 @@ fn received(capture: &Capture, payload: &[u8]) -> bool {
 
 /// Runs `program ARGS` in the lab host, as an admin or a bug might.
 fn run(env: &Env, program: &str, args: &[&str]) {
-    let out = env
-        .lab
-        .command(std::path::Path::new(program), args, &[])
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{program} {}: {}",
-        args.join(" "),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    env.lab_ok(program, args);
 }
 
 fn ip(env: &Env, args: &[&str]) {
