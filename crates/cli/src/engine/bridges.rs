@@ -296,37 +296,27 @@ impl Engine {
                 if pinned == Some(&att.mac.0) {
                     continue;
                 }
-                differences.push(super::verify::Difference {
-                    kind: if pinned.is_some() {
-                        "differs"
-                    } else {
-                        "missing"
-                    },
-                    object: format!("pin of {ip} on {} for sandbox {}", shard.iface, sb.name),
-                    expected: Some(format!("{} (nud permanent)", att.mac)),
-                    found: pinned.map(|m| palisade_core::element::MacAddr(*m).to_string()),
-                });
+                differences.push(super::verify::Difference::against(
+                    format!("pin of {ip} on {} for sandbox {}", shard.iface, sb.name),
+                    format!("{} (nud permanent)", att.mac),
+                    pinned.map(|m| palisade_core::element::MacAddr(*m).to_string()),
+                ));
             }
         }
         for (sb, _, found) in self.lacking_static_entries(&on_their_ports)? {
             let Some(att) = &sb.attachment else {
                 continue;
             };
-            differences.push(super::verify::Difference {
-                kind: if found.is_some() {
-                    "differs"
-                } else {
-                    "missing"
-                },
-                object: format!(
+            differences.push(super::verify::Difference::against(
+                format!(
                     "static forwarding entry of sandbox {} for {}",
                     sb.name, att.mac
                 ),
-                expected: Some(format!(
+                format!(
                     "its bridge sends {} to port {} (static)",
                     att.mac, att.host_iface
-                )),
-                found: found.map(|entry| {
+                ),
+                found.map(|entry| {
                     let kind = if entry.is_static {
                         "static"
                     } else {
@@ -334,7 +324,7 @@ impl Engine {
                     };
                     format!("an entry to link #{} ({kind})", entry.port)
                 }),
-            });
+            ));
         }
         Ok(())
     }

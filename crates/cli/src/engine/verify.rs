@@ -30,6 +30,23 @@ pub struct Difference {
     pub found: Option<String>,
 }
 
+impl Difference {
+    /// `object` is not as `expected`: "differs" with what was `found`, or
+    /// "missing" when nothing was.
+    pub(super) fn against(object: String, expected: String, found: Option<String>) -> Self {
+        Difference {
+            kind: if found.is_some() {
+                "differs"
+            } else {
+                "missing"
+            },
+            object,
+            expected: Some(expected),
+            found,
+        }
+    }
+}
+
 impl std::fmt::Display for Difference {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "{} {}", self.kind, self.object)?;
