@@ -23,8 +23,8 @@ pub use addr::ipv6_link_local_from_mac;
 pub use error::{LinkError, Result};
 pub use ifnames::interface_names;
 pub use netns::{
-    create_named_netns, delete_named_netns, named_netns_exists, netns_path, open_netns,
-    run_in_netns, NetnsCreated, NETNS_RUN_DIR,
+    create_named_netns, delete_named_netns, delete_named_netns_releasing_elsewhere,
+    named_netns_exists, netns_path, open_netns, run_in_netns, NetnsCreated, NETNS_RUN_DIR,
 };
 pub use rtnl::{BridgeEntry, BridgePort, LinkSummary, RouteSpec, Rtnl, VethSpec};
 pub use sysctl::{get_sysctl, set_sysctl, sysctl_path};

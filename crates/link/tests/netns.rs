@@ -6,9 +6,11 @@ use std::process::Command;
 
 use common::{root_or_skip, unique_name, Lab};
 use palisade_link::{
-    create_named_netns, delete_named_netns, named_netns_exists, netns_path, run_in_netns,
-    NetnsCreated, Rtnl,
+    create_named_netns, delete_named_netns, delete_named_netns_releasing_elsewhere,
+    named_netns_exists, netns_path, open_netns, run_in_netns, NetnsCreated, Rtnl, VethSpec,
 };
+use std::os::fd::AsFd;
+use std::time::{Duration, Instant};
 
 /// Deletes a namespace by name on drop, for tests that create it by hand.
 struct Cleanup(String);
@@ -54,6 +56,49 @@ fn create_exists_delete_is_idempotent() {
     assert!(!named_netns_exists(&name));
     assert!(!netns_path(&name).exists());
     assert!(!delete_named_netns(&name).unwrap());
+}
+
+#[test]
+fn releasing_elsewhere_frees_the_name_at_once_and_the_namespace_soon() {
+    if !root_or_skip("releasing_elsewhere_frees_the_name_at_once_and_the_namespace_soon") {
+        return;
+    }
+    let lab = Lab::new();
+    let name = unique_name();
+    let _guard = Cleanup(name.clone());
+    create_named_netns(&name).unwrap();
+    // A veth from the lab into the namespace: the kernel deletes it when
+    // the namespace is freed, which shows that its last reference went.
+    let mut host = Rtnl::open_in(&lab.path).unwrap();
+    {
+        let ns = open_netns(&netns_path(&name)).unwrap();
+        host.create_veth(&VethSpec {
+            host_name: "rel0".into(),
+            host_mac: None,
+            peer_name: "eth0".into(),
+            peer_mac: None,
+            peer_netns: Some(ns.as_fd()),
+        })
+        .unwrap();
+    }
+    assert!(host.link_index("rel0").unwrap().is_some());
+
+    assert!(delete_named_netns_releasing_elsewhere(&name).unwrap());
+    assert!(!named_netns_exists(&name));
+    assert!(!netns_path(&name).exists());
+    assert!(!delete_named_netns_releasing_elsewhere(&name).unwrap());
+    // The name is free at once.
+    assert_eq!(create_named_netns(&name).unwrap(), NetnsCreated::Created);
+    assert!(delete_named_netns(&name).unwrap());
+
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while host.link_index("rel0").unwrap().is_some() {
+        assert!(
+            Instant::now() < deadline,
+            "the namespace was not freed: its veth is still in the lab"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }
 
 #[test]

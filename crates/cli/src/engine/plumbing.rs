@@ -541,7 +541,7 @@ impl Engine {
             }
         }
         if sb.kind == SandboxKind::Netns && netns_created {
-            palisade_link::delete_named_netns(sb.name.as_str())
+            palisade_link::delete_named_netns_releasing_elsewhere(sb.name.as_str())
                 .map_err(link_err(sb, "delete network namespace"))?;
         }
         Ok(retired)
