@@ -1264,3 +1264,85 @@ fn attack_15_sandbox_multicast_stops_at_its_port() {
     );
     a.finish();
 }
+
+/// Attack 16 (bridge mode): a sandbox outlives its destroy in the namespace
+/// palisade made for it. The destroy leaves that namespace's veth to die
+/// with it, but a process can keep a namespace alive (here the test holds
+/// it open): its `eth0` keeps its addresses, routes and gateway, and its
+/// host end stays up on the bridge until the reap. Its elements are gone,
+/// so the bridge drops all it sends: nothing reaches the internet (which
+/// its policy allowed), the metadata service or the host, although its
+/// frames reach its port. The reap deletes the veth, namespace alive or not.
+#[test]
+fn attack_16_a_kept_namespace_passes_nothing_after_its_destroy() {
+    use std::os::fd::AsRawFd;
+    let Some(mut a) = Arena::new(
+        "attack_16_a_kept_namespace_passes_nothing_after_its_destroy",
+        "bridge",
+        &[],
+    ) else {
+        return;
+    };
+    let name = a.env.name("x");
+    // No namespace by that name: palisade makes it.
+    a.env
+        .ok(&["sandbox", "create", &name, "--tenant", "a", "--internet"]);
+    a.names.push(name.clone());
+    let x = a.sb(0);
+    let gw4 = IpAddr::from(Ipv4Addr::new(10, 200, 0, 1));
+    let internet = [IpAddr::from(World::INTERNET4), World::INTERNET6.into()];
+    let metadata = [IpAddr::from(World::METADATA4), World::METADATA6.into()];
+    let mut heard = ListenerSet::new();
+    for ip in internet.iter().chain(&metadata) {
+        heard.add(&a.world.path(), L4::Udp, sock(*ip, 53)).unwrap();
+    }
+    heard
+        .add(&a.env.lab.path(), L4::Udp, sock(gw4, 53))
+        .unwrap();
+    for ip in internet {
+        assert!(
+            udp_exchange(&x.ns, sock(ip, 53), T).unwrap().reached(),
+            "control: the live sandbox reaches {ip}"
+        );
+    }
+    let heard_before = heard.all_arrivals().len();
+    assert_eq!(heard_before, 2, "{:?}", arrivals(&heard));
+
+    let kept = palisade_link::open_netns(&x.ns).unwrap();
+    a.env.ok(&["sandbox", "destroy", &name]);
+    a.names.clear();
+    assert!(!x.ns.exists(), "the destroy removed the namespace's name");
+    let inside = PathBuf::from(format!("/proc/self/fd/{}", kept.as_raw_fd()));
+    assert_eq!(a.env.retired_links(), vec![x.host_iface.clone()]);
+    let port = Capture::start(&a.env.lab.path(), &x.host_iface).unwrap();
+    for ip in internet.iter().chain(&metadata).chain([&gw4]) {
+        assert!(
+            !udp_exchange(&inside, sock(*ip, 53), T).unwrap().reached(),
+            "the kept namespace reached {ip} after its destroy"
+        );
+    }
+    assert_eq!(
+        heard.all_arrivals().len(),
+        heard_before,
+        "{:?}",
+        arrivals(&heard)
+    );
+    let internet4 = World::INTERNET4.octets();
+    assert!(
+        port.frames()
+            .iter()
+            .any(|f| !f.outgoing && f.data.windows(4).any(|w| w == internet4)),
+        "control: the kept namespace's packets reach its port"
+    );
+
+    a.env.ok(&["reap"]);
+    assert_eq!(a.env.retired_links(), Vec::<String>::new());
+    let mut rtnl = palisade_link::Rtnl::open_in(&inside).unwrap();
+    assert_eq!(
+        rtnl.link_index("eth0").unwrap(),
+        None,
+        "the reap deleted the veth of the kept namespace"
+    );
+    drop(kept);
+    a.finish();
+}

@@ -487,7 +487,14 @@ impl Engine {
     /// an `eth0` there again at once. Taps are deleted at once: their VMM
     /// may still hold them open.
     ///
-    /// In bridge mode the host end is set down into the group at once, and
+    /// In bridge mode, a veth in a namespace palisade made is left up with
+    /// nothing of its own on the bridge (no pins, no elements: the bridge
+    /// drops all it sends), to die with the namespace in the kernel's
+    /// clean-up; setting it down would cost a notification walking every
+    /// namespace id of the host and the bridge's port-down work, 0.6 ms at
+    /// 10,000 (docs/benchmarks.md). Should a process keep that namespace
+    /// alive, the reap sets it down and deletes it (attack 16). Otherwise
+    /// the host end is set down into the group at once, and
     /// an adopted namespace's peer is set down after it: the other way
     /// round, the host end would see its carrier go while still up, one
     /// more notification walking every namespace id of the host (detach at
@@ -517,6 +524,17 @@ impl Engine {
                         retired = RetiredLink::LeftUp(&att.host_iface);
                     }
                 }
+                SandboxKind::Netns if netns_created => {
+                    self.unpin_from_bridge(sb)?;
+                    if self
+                        .rtnl
+                        .link_index(&att.host_iface)
+                        .map_err(link_err(sb, format!("look up {}", att.host_iface)))?
+                        .is_some()
+                    {
+                        retired = RetiredLink::LeftUp(&att.host_iface);
+                    }
+                }
                 SandboxKind::Netns => {
                     self.unpin_from_bridge(sb)?;
                     if self
@@ -526,9 +544,7 @@ impl Engine {
                     {
                         retired = RetiredLink::SetDown;
                     }
-                    if !netns_created {
-                        retire_peer(sb, &att.host_iface, PeerRetirement::SetDown)?;
-                    }
+                    retire_peer(sb, &att.host_iface, PeerRetirement::SetDown)?;
                 }
                 _ => {
                     if self.config.network.mode == Mode::Bridge {
