@@ -19,6 +19,8 @@ use std::time::Instant;
 /// The namespace the floor's sandbox end goes into (made untimed, as for
 /// palisade's adopted namespaces).
 const NETNS: &str = "floor";
+/// The namespace made and deleted by each own-namespace repetition.
+const OWN_NETNS: &str = "floor-own";
 /// The bridge of the floor's bridge-mode ports.
 const BRIDGE: &str = "floor-br";
 /// Repetitions the floor's address range holds.
@@ -45,7 +47,7 @@ pub fn attach_ms(reps: usize, mode: Mode) -> Result<f64> {
         Mode::Bridge => Some(make_bridge(&mut host).context("the floor's bridge")?),
     };
     let timed = (0..reps)
-        .map(|rep| attach_once(&mut host, rep, bridge))
+        .map(|rep| attach_once(&mut host, NETNS, rep, bridge))
         .collect::<Result<Vec<f64>>>();
     let mut cleaned = Ok(());
     for rep in 0..reps {
@@ -66,6 +68,47 @@ pub fn attach_ms(reps: usize, mode: Mode) -> Result<f64> {
     Ok(median(&mut timed))
 }
 
+/// Medians of `reps` creates and destroys of a sandbox with its own
+/// namespace, in ms: a new named namespace and the floor's attach into it,
+/// then the namespace deleted, its veth going with it when the kernel frees
+/// it. Back to back, as palisade's are timed, and deleted as palisade does
+/// (the last reference dropped on another thread, so that the kernel's
+/// clean-up does not preempt the caller).
+pub fn own_namespace_ms(reps: usize, mode: Mode) -> Result<(f64, f64)> {
+    anyhow::ensure!(
+        reps <= MAX_REPS,
+        "the kernel floor takes at most {MAX_REPS} repetitions (one address each)"
+    );
+    let mut host = Rtnl::open()?;
+    let bridge = match mode {
+        Mode::Routed => None,
+        Mode::Bridge => Some(make_bridge(&mut host).context("the floor's bridge")?),
+    };
+    let (mut create, mut destroy) = (Vec::new(), Vec::new());
+    let timed = (|| -> Result<()> {
+        for rep in 0..reps {
+            let t0 = Instant::now();
+            palisade_link::create_named_netns(OWN_NETNS)?;
+            attach_once(&mut host, OWN_NETNS, rep, bridge)?;
+            create.push(ms(t0.elapsed()));
+            let t1 = Instant::now();
+            palisade_link::delete_named_netns_releasing_elsewhere(OWN_NETNS)?;
+            destroy.push(ms(t1.elapsed()));
+        }
+        Ok(())
+    })();
+    // What a failed repetition left; the veths go with their namespaces.
+    let namespace = palisade_link::delete_named_netns(OWN_NETNS);
+    let bridge_deleted = match bridge {
+        Some(_) => host.delete_link(BRIDGE).map(|_| ()),
+        None => Ok(()),
+    };
+    timed?;
+    namespace.context("the floor's own namespace")?;
+    bridge_deleted.context("deleting the floor's bridge")?;
+    Ok((median(&mut create), median(&mut destroy)))
+}
+
 /// Not a `pal-` name: palisade's reconcile would take it for an orphan.
 fn host_end(rep: usize) -> String {
     format!("floor-{rep}")
@@ -80,13 +123,13 @@ fn make_bridge(host: &mut Rtnl) -> Result<u32> {
     Ok(index)
 }
 
-/// One attach: a veth into the namespace, both ends without an automatic
+/// One attach: a veth into the namespace `netns`, both ends without an automatic
 /// IPv6 link-local address (as palisade's), both ends up, the host's /32
 /// and /128 routes to the sandbox end (routed), or the host end a port of
 /// `bridge` with IPv6 off, then the sandbox end's addresses and default
 /// routes.
-fn attach_once(host: &mut Rtnl, rep: usize, bridge: Option<u32>) -> Result<f64> {
-    let path = palisade_link::netns_path(NETNS);
+fn attach_once(host: &mut Rtnl, netns: &str, rep: usize, bridge: Option<u32>) -> Result<f64> {
+    let path = palisade_link::netns_path(netns);
     let ns = palisade_link::open_netns(&path)?;
     let sandbox_end = format!("eth{rep}");
     let host_end = host_end(rep);

@@ -161,7 +161,10 @@ impl Palisade {
             point.extra.push((what.to_string(), m));
         };
 
-        // A sandbox with its own new namespace, created and destroyed.
+        // A sandbox with its own new namespace, created and destroyed, then
+        // the kernel's floor under it, each after the same pause (the
+        // namespaces deleted before either are freed in the background).
+        std::thread::sleep(NAMESPACE_SETTLE);
         let own = request(1, "own".into());
         let (mut create, mut destroy) = (Vec::new(), Vec::new());
         for _ in 0..reps {
@@ -174,6 +177,11 @@ impl Palisade {
         }
         push(point, "own_create_ms", create);
         push(point, "own_destroy_ms", destroy);
+        std::thread::sleep(NAMESPACE_SETTLE);
+        let (floor_create, floor_destroy) =
+            crate::floor::own_namespace_ms(reps, self.config.network.mode)?;
+        push(point, "floor_own_create_ms", vec![floor_create]);
+        push(point, "floor_own_destroy_ms", vec![floor_destroy]);
 
         // A detach only retires the veth; every RETIRED_LINKS_BATCH-th one
         // deletes the batch. A whole batch of adopted-namespace detaches,

@@ -294,6 +294,8 @@ pub fn render(outcomes: &[Outcome], levels: &[usize], reps: usize) -> String {
     }
     let _ = writeln!(w);
 
+    own_namespace_floor(w, outcomes, levels);
+
     let _ = writeln!(
         w,
         "### Data plane: one iperf3 TCP stream between two sandboxes\n"
@@ -394,6 +396,60 @@ pub fn render(outcomes: &[Outcome], levels: &[usize], reps: usize) -> String {
     out
 }
 
+/// palisade's create and destroy with its own namespace beside the kernel's
+/// floor for the same, at each k, and each column's ratio of the top k to
+/// k = 1: what grows in the floor grows in the kernel.
+fn own_namespace_floor(w: &mut String, outcomes: &[Outcome], levels: &[usize]) {
+    const COLUMNS: [(&str, &str); 4] = [
+        ("create", "own_create_ms"),
+        ("floor create", "floor_own_create_ms"),
+        ("destroy", "own_destroy_ms"),
+        ("floor destroy", "floor_own_destroy_ms"),
+    ];
+    let modes = modes(outcomes);
+    let _ = writeln!(
+        w,
+        "### palisade's create and destroy with its own namespace beside the kernel's floor (a new namespace and the floor's attach into it, then the namespace deleted; same lab, same k, back to back)\n"
+    );
+    let _ = writeln!(
+        w,
+        "| k | {} |",
+        modes
+            .iter()
+            .flat_map(|(_, mode, _)| COLUMNS.iter().map(move |(c, _)| format!("{c} ({mode})")))
+            .collect::<Vec<_>>()
+            .join(" | ")
+    );
+    let _ = writeln!(w, "|---:|{}", "---:|".repeat(COLUMNS.len() * modes.len()));
+    for &k in levels {
+        let mut row = format!("| {k} |");
+        for (_, _, ms) in &modes {
+            let p = point(Some(ms), k);
+            for (_, key) in COLUMNS {
+                let _ = write!(row, " {} |", cell(extra(p, key)));
+            }
+        }
+        let _ = writeln!(w, "{row}");
+    }
+    if let (Some(&top), true) = (levels.last(), levels.contains(&1)) {
+        let mut row = format!("| {top} ÷ 1 |");
+        for (_, _, ms) in &modes {
+            for (_, key) in COLUMNS {
+                let ratio = extra(point(Some(ms), top), key)
+                    .zip(extra(point(Some(ms), 1), key))
+                    .map(|(a, b)| a / b);
+                let _ = write!(
+                    row,
+                    " {} |",
+                    ratio.map_or("—".into(), |r| format!("{r:.2}"))
+                );
+            }
+        }
+        let _ = writeln!(w, "{row}");
+    }
+    let _ = writeln!(w);
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -403,5 +459,47 @@ mod tests {
         assert_eq!(signed_cell(Some(-0.123)), "-0.12");
         assert_eq!(signed_cell(Some(12.34)), "12.3");
         assert_eq!(signed_cell(None), "—");
+    }
+
+    #[test]
+    fn the_own_namespace_table_gives_each_column_its_ratio_to_k_1() {
+        let at = |k: usize, scale: f64| crate::series::Point {
+            k,
+            attach_ms: 1.0,
+            detach_ms: 1.0,
+            reps: 7,
+            extra: [
+                ("own_create_ms", 2.0),
+                ("floor_own_create_ms", 1.0),
+                ("own_destroy_ms", 0.5),
+                ("floor_own_destroy_ms", 0.25),
+            ]
+            .iter()
+            .map(|(n, v)| (n.to_string(), v * scale))
+            .collect(),
+        };
+        let outcome = Outcome {
+            system: System::PalisadeBridge,
+            series: Some(crate::series::Series {
+                system: "palisade-bridge".into(),
+                points: vec![at(1, 1.0), at(10, 3.0)],
+                stopped: None,
+            }),
+            dataplane: None,
+            dataplane_present: 0,
+            failure: None,
+        };
+        let mut table = String::new();
+        own_namespace_floor(&mut table, &[outcome], &[1, 10]);
+        let rows: Vec<&str> = table.lines().filter(|l| l.starts_with("| ")).collect();
+        assert_eq!(
+            rows,
+            [
+                "| k | create (bridge mode) | floor create (bridge mode) | destroy (bridge mode) | floor destroy (bridge mode) |",
+                "| 1 | 2.00 | 1.00 | 0.50 | 0.25 |",
+                "| 10 | 6.00 | 3.00 | 1.50 | 0.75 |",
+                "| 10 ÷ 1 | 3.00 | 3.00 | 3.00 | 3.00 |",
+            ]
+        );
     }
 }
