@@ -258,6 +258,7 @@ pub fn plain_pair() -> Result<(PathBuf, PathBuf, String)> {
             peer_name: "eth0".into(),
             peer_mac: None,
             peer_netns: Some(ns.as_fd()),
+            big_packets: false,
         })?;
         let gw = Ipv4Addr::new(10, 77, n as u8, 1);
         let me = Ipv4Addr::new(10, 77, n as u8, 2);

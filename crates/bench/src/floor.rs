@@ -142,6 +142,7 @@ fn attach_once(host: &mut Rtnl, netns: &str, rep: usize, bridge: Option<u32>) ->
         peer_name: sandbox_end.clone(),
         peer_mac: None,
         peer_netns: Some(ns.as_fd()),
+        big_packets: true,
     })?;
     // In palisade's order: the host end up while its peer is down, so that
     // the kernel walks the host's IPv6 routes once, when the carrier comes.

@@ -49,6 +49,7 @@ pub fn add_uplink(name: &str) -> Result<()> {
         peer_name: format!("{name}-far"),
         peer_mac: None,
         peer_netns: None,
+        big_packets: false,
     })?;
     rtnl.add_address(index, "198.51.100.1".parse()?, 24)?;
     rtnl.set_up(index)?;

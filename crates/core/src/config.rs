@@ -48,6 +48,9 @@ pub struct NetworkConfig {
     pub uplink: Option<String>,
     /// Bridge mode: sandboxes per bridge ([`crate::bridge_shard`]).
     pub sandboxes_per_bridge: u32,
+    /// Veths and bridges pass packets of up to 512 KiB in one piece (the
+    /// kernel's BIG TCP) instead of 64 KiB.
+    pub big_tcp: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -87,6 +90,7 @@ impl Default for Config {
                 mode: Mode::Routed,
                 uplink: None,
                 sandboxes_per_bridge: crate::bridge_shard::DEFAULT_SANDBOXES_PER_BRIDGE,
+                big_tcp: true,
             },
             isolation: IsolationConfig {
                 inter_sandbox: InterSandbox::Deny,
@@ -123,6 +127,7 @@ struct RawNetwork {
     mode: Option<Mode>,
     uplink: Option<String>,
     sandboxes_per_bridge: Option<u32>,
+    big_tcp: Option<bool>,
 }
 
 #[derive(Deserialize, Default)]
@@ -260,6 +265,7 @@ impl Validator<'_> {
                 mode: raw.network.mode.unwrap_or(defaults.network.mode),
                 uplink,
                 sandboxes_per_bridge,
+                big_tcp: raw.network.big_tcp.unwrap_or(defaults.network.big_tcp),
             },
             isolation: IsolationConfig {
                 inter_sandbox: raw
@@ -458,6 +464,7 @@ mod tests {
             mode = "bridge"
             uplink = "eth0"
             sandboxes_per_bridge = 64
+            big_tcp = false
             [isolation]
             inter_sandbox = "same-tenant"
             blocked = ["203.0.113.0/24", "2001:db8:dead::/48"]
@@ -469,6 +476,8 @@ mod tests {
         .unwrap();
         assert_eq!(c.network.mode, Mode::Bridge);
         assert_eq!(c.network.sandboxes_per_bridge, 64);
+        assert!(!c.network.big_tcp);
+        assert!(Config::default().network.big_tcp);
         assert_eq!(c.isolation.inter_sandbox, InterSandbox::SameTenant);
         assert_eq!(c.isolation.blocked.len(), 2);
         let acme = c.tenant_defaults(&TenantName::new("acme").unwrap());

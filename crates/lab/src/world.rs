@@ -154,6 +154,7 @@ impl Lab {
                 peer_name: World::WORLD_IFACE.to_string(),
                 peer_mac: Some(World::WORLD_MAC),
                 peer_netns: Some(world_fd.as_fd()),
+                big_packets: false,
             })
             .ctx(|| {
                 format!(

@@ -78,6 +78,7 @@ fn releasing_elsewhere_frees_the_name_at_once_and_the_namespace_soon() {
             peer_name: "eth0".into(),
             peer_mac: None,
             peer_netns: Some(ns.as_fd()),
+            big_packets: false,
         })
         .unwrap();
     }

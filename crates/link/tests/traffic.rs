@@ -85,6 +85,7 @@ fn sandbox_plumbing_carries_tcp_v4_and_v6() {
             peer_name: "eth0".into(),
             peer_mac: Some([0x02, 0, 0, 0, 0, 0x05]),
             peer_netns: Some(sbx_file.as_fd()),
+            big_packets: false,
         })
         .unwrap();
     let eth0 = guest.link_index("eth0").unwrap().expect("eth0 in sandbox");

@@ -5,7 +5,7 @@ mod common;
 use std::os::fd::AsFd;
 
 use common::{ip_json, mac_str, root_or_skip, Lab};
-use palisade_link::{open_netns, LinkError, Rtnl, VethSpec};
+use palisade_link::{open_netns, LinkError, Rtnl, VethSpec, BIG_PACKET_SIZE};
 use serde_json::Value;
 
 const HOST_MAC: [u8; 6] = [0x02, 0x50, 0x4c, 0x00, 0x00, 0x01];
@@ -33,6 +33,7 @@ fn veth_peer_created_in_sandbox_namespace() {
         peer_name: "eth0".into(),
         peer_mac: Some(PEER_MAC),
         peer_netns: Some(sbx_file.as_fd()),
+        big_packets: false,
     };
     let host_index = rtnl.create_veth(&spec).unwrap();
     assert_eq!(rtnl.link_index("vh-test0").unwrap(), Some(host_index));
@@ -146,6 +147,7 @@ fn link_state_follows_the_peer_and_lookups_stay_in_their_namespace() {
             peer_name: "eth0".into(),
             peer_mac: None,
             peer_netns: Some(sbx_file.as_fd()),
+            big_packets: false,
         })
         .unwrap();
     let mut inside = Rtnl::open_in(&sbx.path).unwrap();
@@ -171,4 +173,66 @@ fn link_state_follows_the_peer_and_lookups_stay_in_their_namespace() {
     let err = rtnl.sync_link_state("vh-missing").unwrap_err();
     assert_eq!(err.errno(), Some(libc::ENODEV), "{err:?}");
     assert!(err.to_string().contains("vh-missing"), "{err}");
+}
+
+#[test]
+fn big_packets_on_both_ends_and_on_a_bridge_once_it_has_a_port() {
+    if !root_or_skip("big_packets_on_both_ends_and_on_a_bridge_once_it_has_a_port") {
+        return;
+    }
+    let lab = Lab::new();
+    let sbx = Lab::new();
+    let sbx_file = open_netns(&sbx.path).unwrap();
+    let mut rtnl = Rtnl::open_in(&lab.path).unwrap();
+    let make = |rtnl: &mut Rtnl, host: &str, peer: &str, big: bool| {
+        rtnl.create_veth(&VethSpec {
+            host_name: host.into(),
+            peer_name: peer.into(),
+            peer_netns: Some(sbx_file.as_fd()),
+            big_packets: big,
+            ..Default::default()
+        })
+        .unwrap()
+    };
+    let big_index = make(&mut rtnl, "vh-big", "eth-big", true);
+    make(&mut rtnl, "vh-plain", "eth-plain", false);
+    assert!(!rtnl.big_packets_refused());
+
+    let mut sbx_rtnl = Rtnl::open_in(&sbx.path).unwrap();
+    for (in_sandbox, name, want) in [
+        (false, "vh-big", BIG_PACKET_SIZE),
+        (true, "eth-big", BIG_PACKET_SIZE),
+        (false, "vh-plain", 65536),
+        (true, "eth-plain", 65536),
+    ] {
+        let rtnl = if in_sandbox { &mut sbx_rtnl } else { &mut rtnl };
+        let link = rtnl.link(name).unwrap().unwrap();
+        assert_eq!(link.gso_ipv4_max_size, Some(want), "{name}");
+    }
+    // IPv6 keeps the kernel's 64 KiB (`ip` shows its limits).
+    for (ns, dev) in [(&lab.name, "vh-big"), (&sbx.name, "eth-big")] {
+        let v: Value =
+            serde_json::from_str(&ip_json(ns, &["-d", "link", "show", "dev", dev])).unwrap();
+        assert_eq!(v[0]["gso_max_size"], 65536, "{dev}: {}", v[0]);
+        assert_eq!(v[0]["gro_max_size"], 65536, "{dev}: {}", v[0]);
+    }
+
+    // A bridge without ports cannot take them (its ceiling is 64 KiB)...
+    let bridge = rtnl.create_bridge("br-big", None).unwrap();
+    assert!(!rtnl.allow_big_packets(bridge).unwrap());
+    assert!(!Rtnl::open_in(&lab.path)
+        .unwrap()
+        .ensure_big_packets(bridge)
+        .unwrap());
+    // ...and can once it has a port that can.
+    rtnl.set_master(big_index, bridge).unwrap();
+    let mut fresh = Rtnl::open_in(&lab.path).unwrap();
+    assert!(fresh.ensure_big_packets(bridge).unwrap());
+    let link = fresh.link("br-big").unwrap().unwrap();
+    assert_eq!(link.gso_ipv4_max_size, Some(BIG_PACKET_SIZE));
+    // Already there: nothing to change, still true.
+    assert!(Rtnl::open_in(&lab.path)
+        .unwrap()
+        .ensure_big_packets(bridge)
+        .unwrap());
 }

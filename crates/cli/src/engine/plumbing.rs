@@ -166,6 +166,7 @@ impl Engine {
                 peer_name: SANDBOX_IFACE.to_string(),
                 peer_mac: Some(att.mac.0),
                 peer_netns: Some(ns.as_fd()),
+                big_packets: self.config.network.big_tcp,
             })
             .map_err(link_err(
                 sb,
@@ -310,6 +311,14 @@ impl Engine {
             };
             link_err(sb, step)(e)
         })?;
+        // A bridge takes big packets once it has a port that does (its
+        // ceiling is its ports' lowest); asked once per bridge and process.
+        if self.config.network.big_tcp && sb.kind == SandboxKind::Netns {
+            self.rtnl.ensure_big_packets(bridge).map_err(link_err(
+                sb,
+                format!("let bridge {} pass big packets", shard.iface),
+            ))?;
+        }
         // The entry first: `init` takes a port with the settings for one
         // that has its entry.
         let mac = sb.attachment.as_ref().map(|a| a.mac.0).unwrap_or_default();

@@ -27,6 +27,7 @@ pub fn linked_netns(
             peer_name: "eth0".into(),
             peer_mac: None,
             peer_netns: Some(fd.as_fd()),
+            big_packets: false,
         })
         .unwrap();
     let eth = a.link_index("eth0").unwrap().unwrap();

@@ -20,7 +20,7 @@ mod neighbour;
 mod route;
 
 pub use bridge_port::{BridgeEntry, BridgePort};
-pub use link::{LinkSummary, VethSpec};
+pub use link::{LinkSummary, VethSpec, BIG_PACKET_SIZE};
 pub use route::RouteSpec;
 
 use std::io;
@@ -62,6 +62,10 @@ pub struct Rtnl {
     seq: u32,
     netns: String,
     buf: Vec<u8>,
+    /// A veth creation found the kernel cannot pass big packets.
+    big_packets_refused: bool,
+    /// Links [`Rtnl::ensure_big_packets`] has settled: whether they pass them.
+    big_packet_links: std::collections::HashMap<u32, bool>,
 }
 
 impl std::fmt::Debug for Rtnl {
@@ -123,6 +127,8 @@ impl Rtnl {
             seq: 0,
             netns: netns.clone(),
             buf: Vec::with_capacity(RECV_BUF),
+            big_packets_refused: false,
+            big_packet_links: std::collections::HashMap::new(),
         })
     }
 
