@@ -9,7 +9,7 @@ mod common;
 
 use common::Env;
 use palisade_lab::traffic::{Capture, CapturedFrame};
-use palisade_link::{netns_path, run_in_netns, Rtnl, BIG_PACKET_SIZE};
+use palisade_link::{netns_path, run_in_netns, Rtnl, BIG_PACKET_SIZE, DEFAULT_PACKET_SIZE};
 use std::io::{Read, Write};
 use std::net::{IpAddr, Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::time::Duration;
@@ -18,7 +18,6 @@ use std::time::Duration;
 /// 64 KiB many times over.
 const TRANSFER: usize = 24 << 20;
 const PORT: u16 = 5201;
-const DEFAULT_PACKET_SIZE: u32 = 65_536;
 
 fn config(mode: &str, big_tcp: bool) -> String {
     format!(
@@ -188,4 +187,53 @@ fn bridge_mode_passes_big_packets_through_the_firewall() {
 #[test]
 fn with_big_tcp_off_no_packet_is_over_64_kib() {
     run("with_big_tcp_off_no_packet_is_over_64_kib", "bridge", false);
+}
+
+/// A tap passes 64 KiB, and so does a bridge once a tap is its port: the
+/// veth sandboxes on it go back to 64 KiB (those there before the tap, and
+/// those that come after), so that none sends packets the bridge would
+/// cut into MTU-sized ones.
+#[test]
+fn a_tap_on_the_bridge_brings_its_veths_back_to_64_kib() {
+    let Some(env) = Env::new(
+        "a_tap_on_the_bridge_brings_its_veths_back_to_64_kib",
+        &config("bridge", true),
+    ) else {
+        return;
+    };
+    env.ok(&["init"]);
+    let (before, vm, after) = (env.name("before"), env.name("vm"), env.name("after"));
+    let eth0_size =
+        |name: &str| packet_size(&mut Rtnl::open_in(&netns_path(name)).unwrap(), "eth0");
+    env.ok(&["sandbox", "create", &before, "--tenant", "t"]);
+    assert_eq!(eth0_size(&before), Some(BIG_PACKET_SIZE));
+    env.ok(&["sandbox", "create", &vm, "--tenant", "t", "--kind", "tap"]);
+    let bridge = env.json(&["sandbox", "show", &before, "--json"])["network"]["bridge"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let mut lab = Rtnl::open_in(&env.lab.path()).unwrap();
+    assert_eq!(packet_size(&mut lab, &bridge), Some(DEFAULT_PACKET_SIZE));
+    assert_eq!(eth0_size(&before), Some(DEFAULT_PACKET_SIZE), "{before}");
+    env.ok(&["sandbox", "create", &after, "--tenant", "t"]);
+    assert_eq!(eth0_size(&after), Some(DEFAULT_PACKET_SIZE), "{after}");
+
+    // A stream between them arrives whole, in packets of at most 64 KiB.
+    let towards = env.json(&["sandbox", "show", &after, "--json"])["network"]["host_interface"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let capture = Capture::start(&env.lab.path(), &towards).unwrap();
+    let (v4, _) = env.addresses(&after);
+    transfer(&before, &after, v4.parse().unwrap());
+    std::thread::sleep(Duration::from_millis(50));
+    let frames = capture.frames();
+    assert!(frames.iter().all(|f| !is_big_tcp(f)));
+    // Not cut into MTU-sized ones either: 24 MiB in 64 KiB packets is a
+    // few hundred frames (thousands when a bridge cuts them up).
+    assert!(frames.len() < 3000, "{} frames", frames.len());
+    env.ok(&["verify"]);
+    for n in [&before, &vm, &after] {
+        env.ok(&["sandbox", "destroy", n]);
+    }
 }

@@ -26,6 +26,9 @@ pub use netns::{
     create_named_netns, delete_named_netns, delete_named_netns_releasing_elsewhere,
     named_netns_exists, netns_path, open_netns, run_in_netns, NetnsCreated, NETNS_RUN_DIR,
 };
-pub use rtnl::{BridgeEntry, BridgePort, LinkSummary, RouteSpec, Rtnl, VethSpec, BIG_PACKET_SIZE};
+pub use rtnl::{
+    BridgeEntry, BridgePort, LinkSummary, RouteSpec, Rtnl, VethSpec, BIG_PACKET_SIZE,
+    DEFAULT_PACKET_SIZE,
+};
 pub use sysctl::{get_sysctl, set_sysctl, sysctl_path};
 pub use tap::{attach_tap, create_tap};

@@ -5,7 +5,7 @@ mod common;
 use std::os::fd::AsFd;
 
 use common::{ip_json, mac_str, root_or_skip, Lab};
-use palisade_link::{open_netns, LinkError, Rtnl, VethSpec, BIG_PACKET_SIZE};
+use palisade_link::{open_netns, LinkError, Rtnl, VethSpec, BIG_PACKET_SIZE, DEFAULT_PACKET_SIZE};
 use serde_json::Value;
 
 const HOST_MAC: [u8; 6] = [0x02, 0x50, 0x4c, 0x00, 0x00, 0x01];
@@ -202,8 +202,8 @@ fn big_packets_on_both_ends_and_on_a_bridge_once_it_has_a_port() {
     for (in_sandbox, name, want) in [
         (false, "vh-big", BIG_PACKET_SIZE),
         (true, "eth-big", BIG_PACKET_SIZE),
-        (false, "vh-plain", 65536),
-        (true, "eth-plain", 65536),
+        (false, "vh-plain", DEFAULT_PACKET_SIZE),
+        (true, "eth-plain", DEFAULT_PACKET_SIZE),
     ] {
         let rtnl = if in_sandbox { &mut sbx_rtnl } else { &mut rtnl };
         let link = rtnl.link(name).unwrap().unwrap();
@@ -220,19 +220,25 @@ fn big_packets_on_both_ends_and_on_a_bridge_once_it_has_a_port() {
     // A bridge without ports cannot take them (its ceiling is 64 KiB)...
     let bridge = rtnl.create_bridge("br-big", None).unwrap();
     assert!(!rtnl.allow_big_packets(bridge).unwrap());
-    assert!(!Rtnl::open_in(&lab.path)
-        .unwrap()
-        .ensure_big_packets(bridge)
-        .unwrap());
-    // ...and can once it has a port that can.
+    assert!(!rtnl.passes_big_packets(bridge).unwrap());
+    // ...and can once it has a port that can...
     rtnl.set_master(big_index, bridge).unwrap();
-    let mut fresh = Rtnl::open_in(&lab.path).unwrap();
-    assert!(fresh.ensure_big_packets(bridge).unwrap());
-    let link = fresh.link("br-big").unwrap().unwrap();
+    assert!(rtnl.allow_big_packets(bridge).unwrap());
+    assert!(rtnl.passes_big_packets(bridge).unwrap());
+    let link = rtnl.link("br-big").unwrap().unwrap();
     assert_eq!(link.gso_ipv4_max_size, Some(BIG_PACKET_SIZE));
-    // Already there: nothing to change, still true.
-    assert!(Rtnl::open_in(&lab.path)
+    // (already there: nothing to change, still true)
+    assert!(rtnl.allow_big_packets(bridge).unwrap());
+    // ...until a tap joins: a tap passes 64 KiB, and so then does the bridge.
+    palisade_link::run_in_netns(&lab.path, || palisade_link::create_tap("tap-big", None))
         .unwrap()
-        .ensure_big_packets(bridge)
-        .unwrap());
+        .unwrap();
+    let tap = rtnl.link_index("tap-big").unwrap().unwrap();
+    rtnl.set_master(tap, bridge).unwrap();
+    assert!(!rtnl.passes_big_packets(bridge).unwrap());
+    assert!(!rtnl.allow_big_packets(bridge).unwrap());
+    // A link can be lowered back to the default.
+    rtnl.set_ipv4_packet_size(big_index, DEFAULT_PACKET_SIZE)
+        .unwrap();
+    assert!(!rtnl.passes_big_packets(big_index).unwrap());
 }

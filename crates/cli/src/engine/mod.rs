@@ -10,6 +10,7 @@ mod error;
 mod exposure;
 mod faults;
 mod lifecycle;
+mod packet_size;
 mod plumbing;
 mod probe;
 mod reconcile;

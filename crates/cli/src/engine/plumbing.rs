@@ -133,6 +133,7 @@ impl Engine {
                     })?;
                 faults::point("after-link")?;
                 self.configure_host_side(sb, index, att.ipv4, att.ipv6)
+                    .map(drop)
             }
             // The runtime's plugins make and remove a CNI sandbox's interface.
             SandboxKind::None | SandboxKind::Cni => Ok(()),
@@ -178,25 +179,32 @@ impl Engine {
         // when `eth0` comes up and brings the carrier (in its link watch),
         // rather than twice (as the host end comes up, then again for its
         // carrier change). See docs/benchmarks.md.
-        self.configure_host_side(sb, index, att.ipv4, att.ipv6)?;
+        let keep_default_size = self.configure_host_side(sb, index, att.ipv4, att.ipv6)?;
         let gateway = Gateway {
             ipv4: self.config.gateway4(),
             mac: routed.then_some(GATEWAY_MAC),
         };
         configure_inside(sb, &path, att.ipv4, att.ipv6, &gateway)?;
+        if keep_default_size {
+            super::packet_size::lower_sandbox_end(&path)
+                .map_err(link_err(sb, "set eth0 to its bridge's packet size"))?;
+        }
         if routed {
             self.drop_multicast_route(sb, &att.host_iface, index)?;
         }
         Ok(())
     }
 
+    /// The host's side of a sandbox's link. Returns whether the sandbox's
+    /// own end has to keep the kernel's default packet size (its bridge
+    /// passes no more; see `packet_size`).
     fn configure_host_side(
         &mut self,
         sb: &Sandbox,
         index: u32,
         ipv4: Ipv4Addr,
         ipv6: Ipv6Addr,
-    ) -> Result<(), EngineError> {
+    ) -> Result<bool, EngineError> {
         let iface = sb
             .attachment
             .as_ref()
@@ -268,7 +276,7 @@ impl Engine {
                 }
             }
         }
-        Ok(())
+        Ok(false)
     }
 
     /// Bridge mode: the host end becomes an isolated port of the sandbox's
@@ -287,7 +295,7 @@ impl Engine {
         iface: &str,
         index: u32,
         ipv4: Ipv4Addr,
-    ) -> Result<(), EngineError> {
+    ) -> Result<bool, EngineError> {
         let key = format!("net/ipv6/conf/{iface}/disable_ipv6");
         palisade_link::set_sysctl(&key, "1").map_err(link_err(sb, format!("set {key}")))?;
         let shard =
@@ -299,6 +307,11 @@ impl Engine {
                     why: format!("its address {ipv4} is outside network.subnet"),
                 })?;
         let bridge = self.ensure_bridge_shard(sb, &shard)?;
+        let big_tcp = self.config.network.big_tcp;
+        // A tap passes 64 KiB, and so does its bridge once it is a port.
+        let tap_lowers_bridge = big_tcp
+            && sb.kind == SandboxKind::Tap
+            && self.bridge_passes_big_packets(bridge, &shard)?;
         self.rtnl.set_master(index, bridge).map_err(|e| {
             let step = if e.errno() == Some(libc::EXFULL) {
                 format!(
@@ -311,13 +324,13 @@ impl Engine {
             };
             link_err(sb, step)(e)
         })?;
-        // A bridge takes big packets once it has a port that does (its
-        // ceiling is its ports' lowest); asked once per bridge and process.
-        if self.config.network.big_tcp && sb.kind == SandboxKind::Netns {
-            self.rtnl.ensure_big_packets(bridge).map_err(link_err(
-                sb,
-                format!("let bridge {} pass big packets", shard.iface),
-            ))?;
+        let keep_default_size = if big_tcp && sb.kind == SandboxKind::Netns {
+            !self.let_bridge_pass_big_packets(bridge, &shard)?
+        } else {
+            false
+        };
+        if tap_lowers_bridge {
+            self.lower_veths_on_bridge(&shard)?;
         }
         // The entry first: `init` takes a port with the settings for one
         // that has its entry.
@@ -349,7 +362,7 @@ impl Engine {
                 .add_permanent_neighbour(bridge, ip, mac)
                 .map_err(link_err(sb, format!("pin {ip} on bridge {}", shard.iface)))?;
         }
-        Ok(())
+        Ok(keep_default_size)
     }
 
     /// Runs a bridge's idempotent set-up again (`init`): the check in

@@ -21,6 +21,9 @@ const IN6_ADDR_GEN_MODE_NONE: u8 = 1;
 /// default. See [`VethSpec::big_packets`].
 pub const BIG_PACKET_SIZE: u32 = 524_280;
 
+/// The kernel's default packet size limit (`GSO_LEGACY_MAX_SIZE`).
+pub const DEFAULT_PACKET_SIZE: u32 = 65_536;
+
 /// IPv4 packet-size attributes of linux/if_link.h (the route crate has no
 /// variant for them).
 const IFLA_GSO_IPV4_MAX_SIZE: u16 = 63;
@@ -296,46 +299,53 @@ impl Rtnl {
             .map(drop)
     }
 
-    /// Lets link `index` pass packets of up to [`BIG_PACKET_SIZE`] in one
-    /// piece, as [`VethSpec::big_packets`] does for a veth. For a bridge,
-    /// once it has a port: a bridge's ceiling is its ports' lowest, and
-    /// 64 KiB with none. Returns whether the kernel took the sizes;
-    /// `EINVAL` (no BIG TCP, or a port that cannot) is `Ok(false)`.
-    pub fn allow_big_packets(&mut self, index: u32) -> Result<bool> {
-        if self.big_packets_refused {
-            return Ok(false);
-        }
+    /// Sets the largest IPv4 packet link `index` passes in one piece (GSO
+    /// and GRO): [`BIG_PACKET_SIZE`] or [`DEFAULT_PACKET_SIZE`], say.
+    /// `EINVAL` means the link (or, for a bridge, one of its ports) cannot
+    /// pass that much.
+    pub fn set_ipv4_packet_size(&mut self, index: u32, size: u32) -> Result<()> {
         let mut msg = LinkMessage::default();
         msg.header.index = index;
-        msg.attributes
-            .extend(packet_size_attributes(BIG_PACKET_SIZE));
-        let what = format!("link #{index}");
+        msg.attributes.extend(packet_size_attributes(size));
+        let what = format!("link #{index} to {size} bytes");
         let ctx = Ctx {
             op: "set the packet size limits of",
             what: &what,
         };
-        match self.request(RouteNetlinkMessage::SetLink(msg), 0, &ctx) {
-            Ok(_) => Ok(true),
+        self.request(RouteNetlinkMessage::SetLink(msg), 0, &ctx)
+            .map(drop)
+    }
+
+    /// Lets link `index` pass IPv4 packets of up to [`BIG_PACKET_SIZE`] in
+    /// one piece, as [`VethSpec::big_packets`] does for a veth; for a
+    /// bridge once it has ports: a bridge's ceiling is its ports' lowest
+    /// (64 KiB with none, or with a tap). A link that already does is left
+    /// as it is (setting the sizes again would cost a link notification).
+    /// Returns whether the link passes them now; `Ok(false)` when the
+    /// kernel refuses (`EINVAL`) or the link is gone.
+    pub fn allow_big_packets(&mut self, index: u32) -> Result<bool> {
+        if self.big_packets_refused {
+            return Ok(false);
+        }
+        match self.link_by_index(index)? {
+            None => return Ok(false),
+            Some(link) if link.gso_ipv4_max_size == Some(BIG_PACKET_SIZE) => return Ok(true),
+            Some(_) => {}
+        }
+        match self.set_ipv4_packet_size(index, BIG_PACKET_SIZE) {
+            Ok(()) => Ok(true),
             Err(e) if e.errno() == Some(libc::EINVAL) => Ok(false),
             Err(e) => Err(e),
         }
     }
 
-    /// [`Rtnl::allow_big_packets`] once per link and socket: a link that
-    /// already passes them is left as it is (setting the sizes again would
-    /// cost a link notification), and the answer is remembered. Returns
-    /// whether the link passes them; `Ok(false)` for a link that is gone.
-    pub fn ensure_big_packets(&mut self, index: u32) -> Result<bool> {
-        if let Some(&known) = self.big_packet_links.get(&index) {
-            return Ok(known);
-        }
-        let passes = match self.link_by_index(index)? {
-            None => return Ok(false),
-            Some(link) if link.gso_ipv4_max_size == Some(BIG_PACKET_SIZE) => true,
-            Some(_) => self.allow_big_packets(index)?,
-        };
-        self.big_packet_links.insert(index, passes);
-        Ok(passes)
+    /// Whether link `index` passes IPv4 packets of over 64 KiB in one piece
+    /// (`Ok(false)` as well when it is gone or the kernel predates 6.3).
+    pub fn passes_big_packets(&mut self, index: u32) -> Result<bool> {
+        Ok(self
+            .link_by_index(index)?
+            .and_then(|l| l.gso_ipv4_max_size)
+            .is_some_and(|size| size > DEFAULT_PACKET_SIZE))
     }
 
     /// Whether a veth creation found that this kernel cannot pass packets

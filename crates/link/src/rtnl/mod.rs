@@ -20,7 +20,7 @@ mod neighbour;
 mod route;
 
 pub use bridge_port::{BridgeEntry, BridgePort};
-pub use link::{LinkSummary, VethSpec, BIG_PACKET_SIZE};
+pub use link::{LinkSummary, VethSpec, BIG_PACKET_SIZE, DEFAULT_PACKET_SIZE};
 pub use route::RouteSpec;
 
 use std::io;
@@ -64,8 +64,6 @@ pub struct Rtnl {
     buf: Vec<u8>,
     /// A veth creation found the kernel cannot pass big packets.
     big_packets_refused: bool,
-    /// Links [`Rtnl::ensure_big_packets`] has settled: whether they pass them.
-    big_packet_links: std::collections::HashMap<u32, bool>,
 }
 
 impl std::fmt::Debug for Rtnl {
@@ -128,7 +126,6 @@ impl Rtnl {
             netns: netns.clone(),
             buf: Vec::with_capacity(RECV_BUF),
             big_packets_refused: false,
-            big_packet_links: std::collections::HashMap::new(),
         })
     }
 
