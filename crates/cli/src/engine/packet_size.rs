@@ -5,6 +5,7 @@
 //! MTU-sized ones there (a 24 MiB stream arrived as 13,000 frames instead
 //! of 400), so a sandbox's end follows its bridge.
 
+use super::plumbing::host_err;
 use super::{Engine, EngineError};
 use palisade_core::bridge_shard::BridgeShard;
 use palisade_core::model::SandboxKind;
@@ -20,12 +21,10 @@ impl Engine {
         index: u32,
         shard: &BridgeShard,
     ) -> Result<bool, EngineError> {
-        self.rtnl
-            .allow_big_packets(index)
-            .map_err(|source| EngineError::Host {
-                step: format!("let bridge {} pass big packets", shard.iface),
-                source: Box::new(source),
-            })
+        self.rtnl.allow_big_packets(index).map_err(host_err(format!(
+            "let bridge {} pass big packets",
+            shard.iface
+        )))
     }
 
     /// Whether bridge `index` passes big packets (before a tap joins it).
@@ -36,10 +35,10 @@ impl Engine {
     ) -> Result<bool, EngineError> {
         self.rtnl
             .passes_big_packets(index)
-            .map_err(|source| EngineError::Host {
-                step: format!("read the packet size of bridge {}", shard.iface),
-                source: Box::new(source),
-            })
+            .map_err(host_err(format!(
+                "read the packet size of bridge {}",
+                shard.iface
+            )))
     }
 
     /// A tap has just made bridge `shard` pass 64 KiB: the ends inside the

@@ -25,7 +25,7 @@ pub(super) fn link_err(
     }
 }
 
-fn host_err(step: impl Into<String>) -> impl FnOnce(LinkError) -> EngineError {
+pub(super) fn host_err(step: impl Into<String>) -> impl FnOnce(LinkError) -> EngineError {
     let step = step.into();
     move |source| EngineError::Host {
         step,

@@ -35,7 +35,7 @@ const IFLA_GRO_IPV4_MAX_SIZE: u16 = 64;
 ///
 /// IPv6 keeps 64 KiB: a sandbox's big IPv6 packets were cut into
 /// MTU-sized ones on their way through the host (4,200-4,500 frames of a
-/// 24 MiB stream at the receiving end, against 600-700 with 64 KiB).
+/// 24 MiB stream where it left the host, against 600-700 with 64 KiB).
 fn packet_size_attributes(size: u32) -> [LinkAttribute; 2] {
     let other = |kind| LinkAttribute::Other(DefaultNla::new(kind, size.to_ne_bytes().to_vec()));
     [other(IFLA_GSO_IPV4_MAX_SIZE), other(IFLA_GRO_IPV4_MAX_SIZE)]
