@@ -237,3 +237,28 @@ fn a_tap_on_the_bridge_brings_its_veths_back_to_64_kib() {
         env.ok(&["sandbox", "destroy", n]);
     }
 }
+
+/// `init` puts the ports of a bridge deleted from under palisade back on
+/// a new one, which starts at 64 KiB: it is raised again.
+#[test]
+fn init_raises_a_bridge_it_makes_again() {
+    let Some(env) = Env::new(
+        "init_raises_a_bridge_it_makes_again",
+        &config("bridge", true),
+    ) else {
+        return;
+    };
+    env.ok(&["init"]);
+    let a = env.name("a");
+    env.ok(&["sandbox", "create", &a, "--tenant", "t"]);
+    let bridge = env.json(&["sandbox", "show", &a, "--json"])["network"]["bridge"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    env.lab_ok("ip", &["link", "del", &bridge]);
+    env.ok(&["init"]);
+    let mut lab = Rtnl::open_in(&env.lab.path()).unwrap();
+    assert_eq!(packet_size(&mut lab, &bridge), Some(BIG_PACKET_SIZE));
+    env.ok(&["verify"]);
+    env.ok(&["sandbox", "destroy", &a]);
+}

@@ -9,7 +9,7 @@ use super::reconcile::RepairReport;
 use super::{Engine, EngineError};
 use palisade_core::bridge_shard::{is_bridge_iface, BridgeShard};
 use palisade_core::config::Mode;
-use palisade_core::model::Sandbox;
+use palisade_core::model::{Sandbox, SandboxKind};
 use palisade_core::names::BRIDGE_IFACE;
 use std::collections::{BTreeMap, HashMap};
 use std::net::IpAddr;
@@ -160,6 +160,14 @@ impl Engine {
         }
         if !by_bridge.is_empty() {
             self.isolate_ports(placed, &bridges, report)?;
+        }
+        if self.config.network.big_tcp {
+            // A bridge made again here starts at 64 KiB with its ports back.
+            for (shard, sandboxes) in by_bridge.values() {
+                if sandboxes.iter().any(|sb| sb.kind == SandboxKind::Netns) {
+                    self.let_bridge_pass_big_packets(bridges[&shard.index], shard)?;
+                }
+            }
         }
         Ok(())
     }
