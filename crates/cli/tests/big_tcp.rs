@@ -161,6 +161,22 @@ fn run(test: &str, mode: &str, big_tcp: bool) {
     }
     // The kernel's rules still match what palisade compiled (exit 0).
     env.ok(&["verify"]);
+    // `status` says whether the links take big packets.
+    let status = env.json(&["status", "--json"]);
+    let feature = status["features"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["name"] == "big-tcp")
+        .unwrap_or_else(|| panic!("no big-tcp feature in {status}"))
+        .clone();
+    assert_eq!(feature["available"], true, "{feature}");
+    let detail = feature["detail"].as_str().unwrap();
+    if big_tcp {
+        assert!(detail.contains("512 KiB"), "{detail}");
+    } else {
+        assert!(detail.starts_with("off"), "{detail}");
+    }
     for n in [&a, &b] {
         env.ok(&["sandbox", "destroy", n]);
     }

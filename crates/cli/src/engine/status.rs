@@ -25,6 +25,13 @@ impl Engine {
         }
         let verify = self.verify(None)?;
         let destroy = self.nft.supports_destroy();
+        // Linux 6.3 reports every link's IPv4 packet size limit.
+        let big_tcp = self
+            .rtnl
+            .link("lo")
+            .ok()
+            .flatten()
+            .is_some_and(|lo| lo.gso_ipv4_max_size.is_some());
         let features = vec![
             Feature {
                 name: "nf_tables".into(),
@@ -49,6 +56,18 @@ impl Engine {
                 name: "tun".into(),
                 available: std::path::Path::new("/dev/net/tun").exists(),
                 detail: "/dev/net/tun, needed for --kind tap".into(),
+            },
+            Feature {
+                name: "big-tcp".into(),
+                available: big_tcp,
+                detail: match (big_tcp, self.config.network.big_tcp) {
+                    (true, true) => {
+                        "veths and bridges pass IPv4 packets of up to 512 KiB (network.big_tcp)"
+                            .into()
+                    }
+                    (true, false) => "off: network.big_tcp = false; links keep 64 KiB".into(),
+                    (false, _) => "kernel before 6.3: links keep 64 KiB packets".into(),
+                },
             },
             Feature {
                 name: "br_netfilter".into(),
