@@ -89,6 +89,15 @@ fn is_big_tcp(f: &CapturedFrame) -> bool {
     }
 }
 
+/// A field of `sandbox show NAME --json`'s `network`, as text.
+fn network_field(env: &Env, name: &str, key: &str) -> String {
+    let shown = env.json(&["sandbox", "show", name, "--json"]);
+    shown["network"][key]
+        .as_str()
+        .unwrap_or_else(|| panic!("no network.{key} in {shown}"))
+        .to_string()
+}
+
 fn packet_size(rtnl: &mut Rtnl, name: &str) -> Option<u32> {
     rtnl.link(name)
         .unwrap()
@@ -127,11 +136,7 @@ fn run(test: &str, mode: &str, big_tcp: bool) {
     // have crossed the host's routing, the firewall and (bridge mode) the
     // bridge by then; any link on the way that passes only 64 KiB would
     // have cut them up.
-    let shown_b = env.json(&["sandbox", "show", &b, "--json"]);
-    let towards_b = shown_b["network"]["host_interface"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let towards_b = network_field(&env, &b, "host_interface");
     let (v4, v6) = env.addresses(&b);
     for addr in [v4, v6] {
         let capture = Capture::start(&env.lab.path(), &towards_b).unwrap();
@@ -224,10 +229,7 @@ fn a_tap_on_the_bridge_brings_its_veths_back_to_64_kib() {
     env.ok(&["sandbox", "create", &before, "--tenant", "t"]);
     assert_eq!(eth0_size(&before), Some(BIG_PACKET_SIZE));
     env.ok(&["sandbox", "create", &vm, "--tenant", "t", "--kind", "tap"]);
-    let bridge = env.json(&["sandbox", "show", &before, "--json"])["network"]["bridge"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let bridge = network_field(&env, &before, "bridge");
     let mut lab = Rtnl::open_in(&env.lab.path()).unwrap();
     assert_eq!(packet_size(&mut lab, &bridge), Some(DEFAULT_PACKET_SIZE));
     assert_eq!(eth0_size(&before), Some(DEFAULT_PACKET_SIZE), "{before}");
@@ -235,10 +237,7 @@ fn a_tap_on_the_bridge_brings_its_veths_back_to_64_kib() {
     assert_eq!(eth0_size(&after), Some(DEFAULT_PACKET_SIZE), "{after}");
 
     // A stream between them arrives whole, in packets of at most 64 KiB.
-    let towards = env.json(&["sandbox", "show", &after, "--json"])["network"]["host_interface"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let towards = network_field(&env, &after, "host_interface");
     let capture = Capture::start(&env.lab.path(), &towards).unwrap();
     let (v4, _) = env.addresses(&after);
     transfer(&before, &after, v4.parse().unwrap());
@@ -267,10 +266,7 @@ fn init_raises_a_bridge_it_makes_again() {
     env.ok(&["init"]);
     let a = env.name("a");
     env.ok(&["sandbox", "create", &a, "--tenant", "t"]);
-    let bridge = env.json(&["sandbox", "show", &a, "--json"])["network"]["bridge"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let bridge = network_field(&env, &a, "bridge");
     env.lab_ok("ip", &["link", "del", &bridge]);
     env.ok(&["init"]);
     let mut lab = Rtnl::open_in(&env.lab.path()).unwrap();
