@@ -1,7 +1,7 @@
-//! The kernel's floor under an attach: the same links and routes that
-//! palisade's attach makes, made directly over rtnetlink with nothing else
-//! (no firewall elements, no sysctls but a bridge port's `disable_ipv6`, no
-//! store, no checks). In bridge mode the host end is a port of a bridge of
+//! The kernel's floor under an attach: the same namespace id, links and
+//! routes that palisade's attach makes, made directly over rtnetlink with
+//! nothing else (no firewall elements, no sysctls but a bridge port's
+//! `disable_ipv6`, no store, no checks). In bridge mode the host end is a port of a bridge of
 //! the floor's own, as palisade's are ports of its bridges.
 //! Timed on palisade's own lab at each k, just before palisade's timed
 //! attaches, so that both see the same host: what palisade's attach costs
@@ -16,8 +16,8 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::os::fd::AsFd;
 use std::time::Instant;
 
-/// The namespace the floor's sandbox end goes into (made untimed, as for
-/// palisade's adopted namespaces).
+/// Prefix of the namespaces the floor's sandbox ends go into, one per
+/// repetition (made untimed, as palisade's adopted namespaces are).
 const NETNS: &str = "floor";
 /// The namespace made and deleted by each own-namespace repetition.
 const OWN_NETNS: &str = "floor-own";
@@ -25,6 +25,10 @@ const OWN_NETNS: &str = "floor-own";
 const BRIDGE: &str = "floor-br";
 /// Repetitions the floor's address range holds.
 const MAX_REPS: usize = 250;
+/// The floor's namespaces get ids counting down from here before their
+/// veth, as palisade's do (`palisade_core::names::netns_id`): below the
+/// ids of palisade's sandboxes, above the few the kernel picks itself.
+const NETNS_ID_BASE: i32 = 1 << 30;
 /// Gateways of the floor's sandbox ends; their addresses are documentation
 /// addresses too, outside palisade's pools. No packet is sent.
 const GATEWAY4: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 1);
@@ -40,14 +44,20 @@ pub fn attach_ms(reps: usize, mode: Mode) -> Result<f64> {
         reps <= MAX_REPS,
         "the kernel floor takes at most {MAX_REPS} repetitions (one address each)"
     );
-    palisade_link::create_named_netns(NETNS).context("the floor's namespace")?;
     let mut host = Rtnl::open()?;
     let bridge = match mode {
         Mode::Routed => None,
         Mode::Bridge => Some(make_bridge(&mut host).context("the floor's bridge")?),
     };
+    let mut made = Vec::new();
     let timed = (0..reps)
-        .map(|rep| attach_once(&mut host, NETNS, rep, bridge))
+        .map(|rep| {
+            let netns = format!("{NETNS}-{rep}");
+            palisade_link::create_named_netns(&netns)
+                .with_context(|| format!("the floor's namespace {netns}"))?;
+            made.push(netns.clone());
+            attach_once(&mut host, &netns, rep, NETNS_ID_BASE - rep as i32, bridge)
+        })
         .collect::<Result<Vec<f64>>>();
     let mut cleaned = Ok(());
     for rep in 0..reps {
@@ -61,10 +71,15 @@ pub fn attach_ms(reps: usize, mode: Mode) -> Result<f64> {
             cleaned = Err(e);
         }
     }
-    let namespace = palisade_link::delete_named_netns(NETNS);
+    let mut namespaces = Ok(());
+    for netns in &made {
+        if let Err(e) = palisade_link::delete_named_netns(netns) {
+            namespaces = Err(e);
+        }
+    }
     let mut timed = timed?;
     cleaned.context("deleting the floor's veths")?;
-    namespace.context("the floor's namespace")?;
+    namespaces.context("the floor's namespaces")?;
     Ok(median(&mut timed))
 }
 
@@ -89,7 +104,8 @@ pub fn own_namespace_ms(reps: usize, mode: Mode) -> Result<(f64, f64)> {
         for rep in 0..reps {
             let t0 = Instant::now();
             palisade_link::create_named_netns(OWN_NETNS)?;
-            attach_once(&mut host, OWN_NETNS, rep, bridge)?;
+            let id = NETNS_ID_BASE - (MAX_REPS + rep) as i32;
+            attach_once(&mut host, OWN_NETNS, rep, id, bridge)?;
             create.push(ms(t0.elapsed()));
             let t1 = Instant::now();
             palisade_link::delete_named_netns_releasing_elsewhere(OWN_NETNS)?;
@@ -123,12 +139,19 @@ fn make_bridge(host: &mut Rtnl) -> Result<u32> {
     Ok(index)
 }
 
-/// One attach: a veth into the namespace `netns`, both ends without an automatic
+/// One attach: the namespace `netns` given the id `netns_id` on the host,
+/// a veth into it, both ends without an automatic
 /// IPv6 link-local address (as palisade's), both ends up, the host's /32
 /// and /128 routes to the sandbox end (routed), or the host end a port of
 /// `bridge` with IPv6 off, then the sandbox end's addresses and default
 /// routes.
-fn attach_once(host: &mut Rtnl, netns: &str, rep: usize, bridge: Option<u32>) -> Result<f64> {
+fn attach_once(
+    host: &mut Rtnl,
+    netns: &str,
+    rep: usize,
+    netns_id: i32,
+    bridge: Option<u32>,
+) -> Result<f64> {
     let path = palisade_link::netns_path(netns);
     let ns = palisade_link::open_netns(&path)?;
     let sandbox_end = format!("eth{rep}");
@@ -136,6 +159,7 @@ fn attach_once(host: &mut Rtnl, netns: &str, rep: usize, bridge: Option<u32>) ->
     let addr4 = Ipv4Addr::new(192, 0, 2, (2 + rep) as u8);
     let addr6 = Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, (2 + rep) as u16);
     let t0 = Instant::now();
+    host.assign_netns_id(ns.as_fd(), netns_id)?;
     let index = host.create_veth(&VethSpec {
         host_name: host_end.clone(),
         host_mac: None,

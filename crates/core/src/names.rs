@@ -150,10 +150,37 @@ pub fn id_of_host_iface(name: &str) -> Option<u64> {
     (host_iface(id) == name).then_some(id)
 }
 
+/// Highest namespace id palisade gives; the kernel's ids are non-negative
+/// `i32`s, and one below the maximum keeps the kernel's exclusive upper
+/// bound (`id + 1`) from overflowing.
+pub const NETNS_ID_TOP: i32 = i32::MAX - 1;
+
+/// The id the host gives the namespace of the sandbox with this id, or
+/// `None` once the range is used up (the kernel then picks one). Ids
+/// count down as sandbox ids count up, so the newest sandbox's namespace
+/// has the lowest id of all palisade's: the kernel finds a namespace's id
+/// with a walk over the ids in ascending order, once for each notification
+/// about the sandbox's link, and most of those come while it is new
+/// (docs/architecture.md, "Namespace ids").
+pub fn netns_id(sandbox_id: u64) -> Option<i32> {
+    let offset = i32::try_from(sandbox_id).ok()?;
+    (offset <= NETNS_ID_TOP).then(|| NETNS_ID_TOP - offset)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    #[test]
+    fn namespace_ids_count_down_from_the_top_and_stop_at_zero() {
+        assert_eq!(netns_id(0), Some(NETNS_ID_TOP));
+        assert_eq!(netns_id(1), Some(NETNS_ID_TOP - 1));
+        assert!(netns_id(2) < netns_id(1));
+        assert_eq!(netns_id(NETNS_ID_TOP as u64), Some(0));
+        assert_eq!(netns_id(NETNS_ID_TOP as u64 + 1), None);
+        assert_eq!(netns_id(u64::MAX), None);
+    }
 
     #[test]
     fn accepts_good_names() {

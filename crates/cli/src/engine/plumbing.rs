@@ -6,7 +6,7 @@ use palisade_core::bridge_shard::BridgeShard;
 use palisade_core::config::Mode;
 use palisade_core::element::MacAddr;
 use palisade_core::model::{Attachment, Sandbox, SandboxKind, GATEWAY6, GATEWAY_MAC};
-use palisade_core::names::{BRIDGE_IFACE, SANDBOX_IFACE};
+use palisade_core::names::{self, BRIDGE_IFACE, SANDBOX_IFACE};
 use palisade_link::{LinkError, RouteSpec, Rtnl, VethSpec};
 use palisade_store::RetiredLink;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
@@ -156,6 +156,14 @@ impl Engine {
         let path = palisade_link::netns_path(name);
         let ns =
             palisade_link::open_netns(&path).map_err(link_err(sb, "open network namespace"))?;
+        // Before the veth: its first notification would give the namespace
+        // the lowest free id, which the kernel then walks to for every
+        // later one (palisade_core::names::netns_id).
+        if let Some(id) = names::netns_id(sb.id) {
+            self.rtnl
+                .assign_netns_id(ns.as_fd(), id)
+                .map_err(link_err(sb, "give the namespace its id on the host"))?;
+        }
         // In routed mode every host end has the gateway's MAC and both ends
         // know each other's addresses (static neighbours).
         let routed = self.config.network.mode == Mode::Routed;

@@ -17,6 +17,7 @@ mod bridge_port;
 mod device_ioctl;
 mod link;
 mod neighbour;
+mod netns_id;
 mod route;
 
 pub use bridge_port::{BridgeEntry, BridgePort};
