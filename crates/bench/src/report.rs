@@ -258,7 +258,7 @@ pub fn render(outcomes: &[Outcome], levels: &[usize], reps: usize) -> String {
 
     let _ = writeln!(
         w,
-        "### palisade's attach beside the kernel's floor (the same veth, addresses and routes, or bridge port, made directly, nothing else; same lab, same k)\n"
+        "### palisade's attach beside the kernel's floor (the same namespace id, veth, addresses and routes, or bridge port, made directly, nothing else; same lab, same k)\n"
     );
     let _ = writeln!(
         w,
