@@ -217,8 +217,9 @@ impl Palisade {
         // the highest ids (palisade_core::names::netns_id), which the
         // kernel's walk for each notification about their links reaches
         // last; the timed detaches above are of the newest. They are
-        // attached again afterwards, as the newest.
-        if present >= batch {
+        // attached again afterwards, in namespaces that keep their ids, so
+        // they stay the oldest.
+        if self.order.len() >= batch {
             // After the batch's 64 namespaces are freed: with 10,000
             // present, one detach of this batch waited 123 ms for them.
             std::thread::sleep(NAMESPACE_SETTLE);
@@ -232,7 +233,9 @@ impl Palisade {
             for &i in &oldest {
                 self.create(&request(i, name(i)))?;
             }
-            self.order.extend(oldest);
+            for i in oldest.into_iter().rev() {
+                self.order.push_front(i);
+            }
             eprintln!("[palisade]   detach_oldest_amortised_ms: {amortised:.2}");
             point
                 .extra

@@ -150,9 +150,10 @@ pub fn id_of_host_iface(name: &str) -> Option<u64> {
     (host_iface(id) == name).then_some(id)
 }
 
-/// Highest namespace id palisade gives; the kernel's ids are non-negative
-/// `i32`s, and one below the maximum keeps the kernel's exclusive upper
-/// bound (`id + 1`) from overflowing.
+/// What palisade's namespace ids count down from (sandbox ids start at 1,
+/// so the first is one less). The kernel's ids are non-negative `i32`s,
+/// and one below the maximum keeps the kernel's exclusive upper bound
+/// (`id + 1`) from overflowing.
 pub const NETNS_ID_TOP: i32 = i32::MAX - 1;
 
 /// The id the host gives the namespace of the sandbox with this id, or

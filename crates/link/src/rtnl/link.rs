@@ -501,7 +501,7 @@ impl Rtnl {
 }
 
 /// "netns net:[4026532292]" for an open namespace file, for messages.
-fn describe_netns_fd(fd: BorrowedFd<'_>) -> String {
+pub(super) fn describe_netns_fd(fd: BorrowedFd<'_>) -> String {
     let raw = fd.as_raw_fd();
     match std::fs::read_link(format!("/proc/self/fd/{raw}")) {
         Ok(target) => format!("netns {}", target.display()),

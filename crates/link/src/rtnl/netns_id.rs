@@ -25,7 +25,7 @@ impl Rtnl {
         let mut msg = NsidMessage::default();
         msg.attributes.push(NsidAttribute::Fd(fd_number(netns)));
         msg.attributes.push(NsidAttribute::Id(id));
-        let what = format!("namespace fd {} as id {id}", netns.as_raw_fd());
+        let what = format!("{} as id {id}", super::link::describe_netns_fd(netns));
         let ctx = Ctx {
             op: "assign the id of",
             what: &what,
@@ -33,6 +33,8 @@ impl Rtnl {
         match self.request(RouteNetlinkMessage::NewNsId(msg), 0, &ctx) {
             Ok(_) => Ok(true),
             Err(LinkError::AlreadyExists { .. }) => Ok(false),
+            // Older kernels answer ENOSPC for an id that is taken.
+            Err(e) if e.errno() == Some(libc::ENOSPC) => Ok(false),
             Err(e) => Err(e),
         }
     }
@@ -42,7 +44,7 @@ impl Rtnl {
     pub fn netns_id(&mut self, netns: BorrowedFd<'_>) -> Result<Option<i32>> {
         let mut msg = NsidMessage::default();
         msg.attributes.push(NsidAttribute::Fd(fd_number(netns)));
-        let what = format!("namespace fd {}", netns.as_raw_fd());
+        let what = super::link::describe_netns_fd(netns);
         let ctx = Ctx {
             op: "look up the id of",
             what: &what,
