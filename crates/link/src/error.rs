@@ -147,6 +147,44 @@ fn ext_ack_suffix(ext_ack: &Option<String>) -> String {
 }
 
 impl LinkError {
+    /// The same error about `what` instead: for callers that describe the
+    /// object only once a request has failed (a description that costs a
+    /// system call, such as a namespace's, is then off the success path).
+    pub fn about(self, what: String) -> LinkError {
+        match self {
+            LinkError::AlreadyExists {
+                op, netns, ext_ack, ..
+            } => LinkError::AlreadyExists {
+                op,
+                what,
+                netns,
+                ext_ack,
+            },
+            LinkError::Netlink {
+                op,
+                netns,
+                errno,
+                ext_ack,
+                ..
+            } => LinkError::Netlink {
+                op,
+                what,
+                netns,
+                errno,
+                ext_ack,
+            },
+            LinkError::Socket {
+                op, netns, source, ..
+            } => LinkError::Socket {
+                op,
+                what,
+                netns,
+                source,
+            },
+            other => other,
+        }
+    }
+
     /// The errno behind this error, if there is one.
     pub fn errno(&self) -> Option<i32> {
         match self {

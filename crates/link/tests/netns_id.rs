@@ -57,3 +57,21 @@ fn a_namespace_keeps_the_id_it_was_given_and_its_links_carry_it() {
     assert_eq!(link_netnsid(&lab, "vh-unchosen"), 0);
     assert_eq!(rtnl.netns_id(unchosen_file.as_fd()).unwrap(), Some(0));
 }
+
+#[test]
+fn a_refused_id_request_names_what_it_was_given() {
+    if !root_or_skip("a_refused_id_request_names_what_it_was_given") {
+        return;
+    }
+    let lab = Lab::new();
+    let mut rtnl = Rtnl::open_in(&lab.path).unwrap();
+    // Not a namespace: the kernel refuses the file itself (EINVAL), and
+    // the error, described only now, says which file and which id.
+    let not_a_namespace = std::fs::File::open("/proc/self/status").unwrap();
+    let err = rtnl
+        .assign_netns_id(not_a_namespace.as_fd(), 1000)
+        .unwrap_err();
+    assert_eq!(err.errno(), Some(libc::EINVAL), "{err}");
+    let msg = err.to_string();
+    assert!(msg.contains("/status as id 1000"), "{msg}");
+}

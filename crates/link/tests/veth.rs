@@ -67,6 +67,9 @@ fn veth_peer_created_in_sandbox_namespace() {
     let msg = err.to_string();
     assert!(msg.contains("vh-test0"), "{msg}");
     assert!(msg.contains(&lab.path.display().to_string()), "{msg}");
+    // The peer's namespace, described only once the request has failed.
+    let peer_where = format!("(peer eth0 in netns {})", sbx.path.display());
+    assert!(msg.contains(&peer_where), "{msg}");
     eprintln!("duplicate veth error reads: {msg}");
 
     // Another host name but the peer name clashes inside the sandbox.

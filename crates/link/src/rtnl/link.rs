@@ -211,12 +211,23 @@ impl Rtnl {
             LinkInfo::Kind(InfoKind::Veth),
             LinkInfo::Data(InfoData::Veth(InfoVeth::Peer(peer))),
         ]));
-        let peer_where = match spec.peer_netns {
+        // The peer's namespace is named (a readlink) only in an error.
+        let peer_where = || match spec.peer_netns {
             Some(fd) => format!(" in {}", describe_netns_fd(fd)),
             None => String::new(),
         };
-        let what = format!("{} (peer {}{peer_where})", spec.host_name, spec.peer_name);
-        match self.create_link(msg, &spec.host_name, "create veth", &what) {
+        let what = || {
+            format!(
+                "{} (peer {}{})",
+                spec.host_name,
+                spec.peer_name,
+                peer_where()
+            )
+        };
+        let created = self
+            .create_link(msg, &spec.host_name, "create veth", &spec.host_name)
+            .map_err(|e| e.about(what()));
+        match created {
             // A kernel without BIG TCP refuses the sizes as a whole: make
             // the pair as it can, and stop asking.
             Err(e) if big && e.errno() == Some(libc::EINVAL) => {
@@ -233,8 +244,10 @@ impl Rtnl {
                 Err(LinkError::AlreadyExists {
                     op,
                     what: format!(
-                        "peer {}{peer_where} of veth {}",
-                        spec.peer_name, spec.host_name
+                        "peer {}{} of veth {}",
+                        spec.peer_name,
+                        peer_where(),
+                        spec.host_name
                     ),
                     netns,
                     ext_ack,

@@ -25,17 +25,21 @@ impl Rtnl {
         let mut msg = NsidMessage::default();
         msg.attributes.push(NsidAttribute::Fd(fd_number(netns)));
         msg.attributes.push(NsidAttribute::Id(id));
-        let what = format!("{} as id {id}", super::link::describe_netns_fd(netns));
         let ctx = Ctx {
             op: "assign the id of",
-            what: &what,
+            what: "",
         };
         match self.request(RouteNetlinkMessage::NewNsId(msg), 0, &ctx) {
             Ok(_) => Ok(true),
             Err(LinkError::AlreadyExists { .. }) => Ok(false),
             // Older kernels answer ENOSPC for an id that is taken.
             Err(e) if e.errno() == Some(libc::ENOSPC) => Ok(false),
-            Err(e) => Err(e),
+            // The namespace is named (a readlink) only here, off the
+            // path of every attach.
+            Err(e) => Err(e.about(format!(
+                "{} as id {id}",
+                super::link::describe_netns_fd(netns)
+            ))),
         }
     }
 
