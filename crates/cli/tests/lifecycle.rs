@@ -202,6 +202,91 @@ fn retired_interfaces_are_reaped_in_batches() {
     palisade_link::delete_named_netns(&n).unwrap();
 }
 
+/// The reap of a batch, or the daemon's, asks the kernel to delete the
+/// graveyard group (a walk over every interface of the host) only when a
+/// destroy since the last reap put a link there; `palisade reap` always
+/// does, and so takes a link an interrupted destroy left there unrecorded.
+#[test]
+fn a_waiting_reap_deletes_the_group_only_when_a_destroy_filled_it() {
+    let Some(env) = Env::new(
+        "a_waiting_reap_deletes_the_group_only_when_a_destroy_filled_it",
+        ROUTED,
+    ) else {
+        return;
+    };
+    env.ok(&["init"]);
+    let group = palisade::engine::RETIRED_LINK_GROUP.to_string();
+    let add_stray = || {
+        env.lab_ok(
+            "ip",
+            &[
+                "link", "add", "stray0", "group", &group, "type", "veth", "peer", "name", "stray1",
+            ],
+        );
+    };
+    let stray_there = || {
+        env.lab_ok("ip", &["-o", "link", "show", "group", &group])
+            .contains("stray0")
+    };
+    let reap_waiting = || {
+        let dir = env.dir.clone();
+        env.lab
+            .run(move || {
+                let text = std::fs::read_to_string(dir.join("palisade.toml")).unwrap();
+                let config =
+                    palisade_core::config::Config::from_toml("palisade.toml", &text).unwrap();
+                let (mut engine, _) =
+                    palisade::engine::Engine::open(config, &dir.join("state")).unwrap();
+                let waiting = engine.retired_links_waiting().unwrap();
+                (waiting, engine.reap_waiting_links().unwrap())
+            })
+            .unwrap()
+    };
+
+    // Namespaces palisade made: their veths go with them once the destroys'
+    // processes have let go of them.
+    let made: Vec<String> = (0..2).map(|i| env.name(&format!("m{i}"))).collect();
+    for n in &made {
+        env.ok(&["sandbox", "create", n, "--tenant", "t"]);
+    }
+    for n in &made {
+        env.ok(&["sandbox", "destroy", n]);
+    }
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while !env.pal_links().is_empty() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the made namespaces' veths are still there: {:?}",
+            env.pal_links()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    add_stray();
+    assert_eq!(reap_waiting(), (2, false), "nothing of theirs to delete");
+    assert!(
+        stray_there(),
+        "the group was deleted although no destroy filled it"
+    );
+    assert_eq!(env.json(&["status", "--json"])["retired_interfaces"], 0);
+
+    // An adopted namespace's veth outlives its destroy: the reap deletes the
+    // group, and the stray with it.
+    let adopted = env.name("adopted");
+    palisade_link::create_named_netns(&adopted).unwrap();
+    env.ok(&["sandbox", "create", &adopted, "--tenant", "t"]);
+    env.ok(&["sandbox", "destroy", &adopted]);
+    assert_eq!(env.retired_links().len(), 1);
+    assert_eq!(reap_waiting(), (1, true));
+    assert!(!stray_there());
+    assert_eq!(env.pal_links(), Vec::<String>::new());
+    palisade_link::delete_named_netns(&adopted).unwrap();
+
+    // `palisade reap` deletes the group with nothing recorded as waiting.
+    add_stray();
+    env.ok(&["reap"]);
+    assert!(!stray_there(), "palisade reap left the group");
+}
+
 #[test]
 fn bad_names_are_rejected_before_any_change() {
     let Some(env) = Env::new("bad_names_are_rejected_before_any_change", ROUTED) else {

@@ -165,7 +165,7 @@ fn spawn_reaper(state: Arc<AppState>) {
                     if engine.retired_links_waiting()? == 0 {
                         return Ok(false);
                     }
-                    Ok(engine.reap_retired_links()?)
+                    Ok(engine.reap_waiting_links()?)
                 })
                 .await;
             if let Err(e) = reaped {

@@ -218,7 +218,7 @@ impl Engine {
         // a walk of the whole conntrack table on every destroy.
         let waiting = self.store.delete_sandbox(record.id, retired)?;
         if waiting >= super::plumbing::RETIRED_LINKS_BATCH {
-            self.reap_retired_links()?;
+            self.reap_waiting_links()?;
         }
         Ok(())
     }

@@ -622,18 +622,48 @@ impl Engine {
 
     /// Deletes every retired interface (and its peer) in one request, after
     /// setting those left up down into the group. Returns whether there
-    /// were any.
+    /// were any. Always asks the kernel to delete the group, so that it
+    /// also takes what an interrupted destroy left there unrecorded
+    /// (`init`, `palisade reap`).
     pub fn reap_retired_links(&mut self) -> Result<bool, EngineError> {
-        for name in self.store.links_left_up()? {
+        self.reap(true)
+    }
+
+    /// Like [`Engine::reap_retired_links`], but asks the kernel to delete
+    /// the group only when a destroy since the last reap put an interface
+    /// there: the deletion walks every interface of the host under the
+    /// routing lock to find the group's (1.5 ms for 20,000 interfaces, even
+    /// with the group empty), and the veths of namespaces palisade made
+    /// have mostly gone with their namespaces by then. For the batch of
+    /// destroys and the daemon's reaper.
+    pub fn reap_waiting_links(&mut self) -> Result<bool, EngineError> {
+        self.reap(false)
+    }
+
+    fn reap(&mut self, sweep: bool) -> Result<bool, EngineError> {
+        let left_up = self.store.links_left_up()?;
+        // Every retired link counts once; those set down at their destroy
+        // are in the group already. (A name left up twice counts twice but
+        // is listed once, which errs towards deleting.)
+        let set_down = self
+            .store
+            .retired_links()?
+            .saturating_sub(left_up.len() as u64);
+        let mut in_group = set_down > 0;
+        for name in &left_up {
             // Gone already (with a namespace palisade deleted): nothing to do.
-            self.rtnl
-                .retire_link(&name, RETIRED_LINK_GROUP)
+            in_group |= self
+                .rtnl
+                .retire_link(name, RETIRED_LINK_GROUP)
                 .map_err(host_err(format!("retire {name}")))?;
         }
-        let reaped = self
-            .rtnl
-            .delete_group(RETIRED_LINK_GROUP)
-            .map_err(host_err("delete the retired sandbox interfaces"))?;
+        let reaped = if sweep || in_group {
+            self.rtnl
+                .delete_group(RETIRED_LINK_GROUP)
+                .map_err(host_err("delete the retired sandbox interfaces"))?
+        } else {
+            false
+        };
         self.store.reset_retired_links()?;
         Ok(reaped)
     }
