@@ -651,10 +651,10 @@ fn verify_catches_tampering_with_rules_chains_and_sets() {
                 "element",
                 "inet",
                 "palisade",
-                "addrs4",
-                "{ \"pal-ffff\" . 10.200.9.9 }",
+                "sources4",
+                "{ \"pal-ffff\" . 02:00:00:00:ff:ff . 10.200.9.9 }",
             ],
-            "unexpected element inet palisade addrs4",
+            "unexpected element inet palisade sources4",
         ),
         (
             vec![

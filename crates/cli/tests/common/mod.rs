@@ -252,7 +252,7 @@ impl Env {
             "interfaces remain after reap"
         );
         let text = self.table_text();
-        for set in ["tenant4", "addrs4", "macs"] {
+        for set in ["tenant4", "sources4", "macs"] {
             let block = text
                 .split(&format!("set {set} {{"))
                 .nth(1)

@@ -186,9 +186,9 @@ fn cni_sandbox_binds_its_port_and_policy_follows_its_addresses() {
     for want in [
         "bridge cni_ports \"veth4\"",
         "bridge macs \"veth4\" . 02:00:00:00:00:04",
-        "bridge addrs4 \"veth4\" . 10.89.0.4",
-        "bridge addrs6 \"veth4\" . fd89::4",
-        "bridge addrs6 \"veth4\" . fe80::ff:fe00:4",
+        "bridge sources4 \"veth4\" . 02:00:00:00:00:04 . 10.89.0.4",
+        "bridge sources6 \"veth4\" . 02:00:00:00:00:04 . fd89::4",
+        "bridge sources6 \"veth4\" . 02:00:00:00:00:04 . fe80::ff:fe00:4",
         "bridge port_tenant \"veth4\" : 0x00000003",
         "bridge port_member \"veth4\" . 0x00000003",
         "inet tenant4 10.89.0.4 : 0x00000003",
@@ -251,9 +251,9 @@ fn anti_spoofing_binds_interface_mac_and_addresses() {
         .collect();
     for want in [
         "Inet macs \"pal-4\" . 02:00:00:00:00:04",
-        "Inet addrs4 \"pal-4\" . 10.200.0.5",
-        "Inet addrs6 \"pal-4\" . fd70:616c:6973::5",
-        "Inet addrs6 \"pal-4\" . fe80::ff:fe00:4",
+        "Inet sources4 \"pal-4\" . 02:00:00:00:00:04 . 10.200.0.5",
+        "Inet sources6 \"pal-4\" . 02:00:00:00:00:04 . fd70:616c:6973::5",
+        "Inet sources6 \"pal-4\" . 02:00:00:00:00:04 . fe80::ff:fe00:4",
         "Arp addrs4 \"pal-4\" . 10.200.0.5",
         "Inet tenant4 10.200.0.5 : 0x00000001",
     ] {
