@@ -896,9 +896,8 @@ fn arp_table(config: &Config, elements: &BTreeMap<(Family, &'static str), Vec<St
 /// What a sandbox's interface may send, in routed mode's guard and on a
 /// bridge port: IPv4 and IPv6 from its only MAC and its own addresses,
 /// and duplicate address detection (from the unspecified address) with
-/// its MAC. One set lookup per packet: checked as two lookups, MAC then
-/// address, the second cost a routed stream between two sandboxes 4-6% of
-/// its throughput with 10,000 sandboxes loaded (docs/benchmarks.md).
+/// its MAC. One set lookup per packet rather than two (MAC, then address):
+/// every packet a sandbox sends pays it (docs/benchmarks.md).
 const SOURCE_RULES: [&str; 3] = [
     "iifname . ether saddr . ip saddr @sources4 return",
     "iifname . ether saddr . ip6 saddr @sources6 return",
