@@ -287,6 +287,40 @@ fn a_waiting_reap_deletes_the_group_only_when_a_destroy_filled_it() {
     assert!(!stray_there(), "palisade reap left the group");
 }
 
+/// A create whose sets are not in the kernel (tables made by a palisade
+/// that compiled other sets) fails closed and says to run `init`.
+#[test]
+fn a_create_without_its_tables_fails_closed_and_names_init() {
+    let Some(env) = Env::new(
+        "a_create_without_its_tables_fails_closed_and_names_init",
+        ROUTED,
+    ) else {
+        return;
+    };
+    env.ok(&["init"]);
+    // The table as a palisade without `sources4` would have left it.
+    env.lab_ok("nft", &["flush", "table", "inet", "palisade"]);
+    env.lab_ok("nft", &["delete", "set", "inet", "palisade", "sources4"]);
+    let name = env.name("late");
+    let out = env.palisade(&["sandbox", "create", &name, "--tenant", "t"]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("firewall update failed, nothing was applied"),
+        "{err}"
+    );
+    assert!(err.contains("run palisade init"), "{err}");
+    assert_eq!(
+        env.json(&["sandbox", "list", "--json"]),
+        serde_json::json!([])
+    );
+    assert!(!palisade_link::named_netns_exists(&name));
+    env.ok(&["init"]);
+    env.ok(&["sandbox", "create", &name, "--tenant", "t"]);
+    env.ok(&["sandbox", "destroy", &name]);
+    env.assert_empty();
+}
+
 #[test]
 fn bad_names_are_rejected_before_any_change() {
     let Some(env) = Env::new("bad_names_are_rejected_before_any_change", ROUTED) else {

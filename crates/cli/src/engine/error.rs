@@ -3,6 +3,19 @@
 use palisade_core::names::NameError;
 use palisade_core::policy::PortRuleError;
 
+/// What to do about an element batch the kernel refused for want of a
+/// table or set: palisade's tables were deleted, or were made by a
+/// palisade that compiled other sets (an upgrade before `init`).
+fn missing_table_hint(source: &palisade_nft::NftError) -> &'static str {
+    match source {
+        palisade_nft::NftError::Kernel { errno, .. } if *errno == libc::ENOENT => {
+            "; palisade's tables are missing or were made by another version of palisade: \
+             run palisade init to rebuild them from the store"
+        }
+        _ => "",
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum EngineError {
     #[error(transparent)]
@@ -34,7 +47,7 @@ pub enum EngineError {
     )]
     RuleNotFound { tenant: String, id: u64 },
     /// The kernel refused a tenant rule's element; the rule was not changed.
-    #[error("rule {id} of tenant {tenant} ({rule}): firewall update failed, nothing was applied: {source}")]
+    #[error("rule {id} of tenant {tenant} ({rule}): firewall update failed, nothing was applied: {source}{}", missing_table_hint(source))]
     RuleElements {
         tenant: String,
         id: u64,
@@ -56,7 +69,10 @@ pub enum EngineError {
         step: String,
         source: Box<palisade_link::LinkError>,
     },
-    #[error("sandbox {sandbox}: firewall update failed, nothing was applied: {source}")]
+    #[error(
+        "sandbox {sandbox}: firewall update failed, nothing was applied: {source}{}",
+        missing_table_hint(source)
+    )]
     Elements {
         sandbox: String,
         source: Box<palisade_nft::NftError>,
