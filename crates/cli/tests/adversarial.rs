@@ -314,6 +314,62 @@ fn attack_04_spoofed_sources_bridge() {
     spoofing("attack_04_spoofed_sources_bridge", "bridge");
 }
 
+/// Attack 5, bridge mode: an ARP frame whose Ethernet source is not its
+/// port's MAC stops at the port, even with the sandbox's own MAC and
+/// address in its payload; the same frame from the port's MAC passes.
+#[test]
+fn attack_05_arp_with_a_forged_ethernet_source_stops_at_its_port() {
+    let Some(a) = Arena::new(
+        "attack_05_arp_with_a_forged_ethernet_source_stops_at_its_port",
+        "bridge",
+        &[("x", "a", &[]), ("y", "a", &[])],
+    ) else {
+        return;
+    };
+    let (x, y) = (a.sb(0), a.sb(1));
+    // Packets counted by the port chain's last rule, the catch-all drop.
+    let dropped = || -> u64 {
+        let out = a.env.lab_ok(
+            "nft",
+            &["list", "chain", "bridge", "palisade", "port_source"],
+        );
+        let last = out
+            .lines()
+            .filter(|l| l.contains("counter packets"))
+            .last()
+            .unwrap_or_else(|| panic!("no counter in port_source:\n{out}"))
+            .to_string();
+        assert!(last.trim_end().ends_with("drop"), "{last}");
+        last.split_whitespace()
+            .skip_while(|w| *w != "packets")
+            .nth(1)
+            .unwrap()
+            .parse()
+            .unwrap()
+    };
+    let gw4 = Ipv4Addr::new(10, 200, 0, 1);
+    let genuine = build_arp_reply(x.mac, x.v4, [0xff; 6], gw4);
+    let mut forged = genuine.clone();
+    forged[6..12].copy_from_slice(&y.mac);
+
+    let before = dropped();
+    for _ in 0..3 {
+        send_frame(&x.ns, "eth0", &genuine).unwrap();
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(dropped(), before, "x's own ARP was dropped");
+    for _ in 0..3 {
+        send_frame(&x.ns, "eth0", &forged).unwrap();
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(
+        dropped(),
+        before + 3,
+        "ARP from a forged Ethernet source passed"
+    );
+    a.finish();
+}
+
 fn neighbours(env: &Env, netns: Option<&str>) -> String {
     let mut args = vec![];
     if let Some(n) = netns {
