@@ -335,8 +335,7 @@ fn attack_05_arp_with_a_forged_ethernet_source_stops_at_its_port() {
         );
         let last = out
             .lines()
-            .filter(|l| l.contains("counter packets"))
-            .last()
+            .rfind(|l| l.contains("counter packets"))
             .unwrap_or_else(|| panic!("no counter in port_source:\n{out}"))
             .to_string();
         assert!(last.trim_end().ends_with("drop"), "{last}");
