@@ -27,10 +27,11 @@ use std::time::Duration;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Serialize, Deserialize)]
 enum System {
-    /// palisade in routed mode, its default.
+    /// palisade in bridge mode, its default (sandboxes spread over bridges
+    /// of 512).
     Palisade,
-    /// palisade in bridge mode (sandboxes spread over bridges of 512).
-    PalisadeBridge,
+    /// palisade in routed mode (a host route per sandbox).
+    PalisadeRouted,
     Netavark,
     Cni,
     Iptables,
@@ -40,7 +41,7 @@ impl System {
     fn label(self) -> &'static str {
         match self {
             System::Palisade => "palisade",
-            System::PalisadeBridge => "palisade-bridge",
+            System::PalisadeRouted => "palisade-routed",
             System::Netavark => "netavark",
             System::Cni => "cni",
             System::Iptables => "iptables",
@@ -50,7 +51,7 @@ impl System {
     /// What the system needs on the machine, or why it cannot run.
     fn missing(self) -> Option<String> {
         let need: Vec<String> = match self {
-            System::Palisade | System::PalisadeBridge => {
+            System::Palisade | System::PalisadeRouted => {
                 vec!["nft".into(), "iperf3".into(), "nsenter".into(), "ip".into()]
             }
             System::Netavark => vec![peers::netavark::BINARY.into(), "iptables".into()],
@@ -100,7 +101,7 @@ struct Args {
     #[arg(
         long,
         value_delimiter = ',',
-        default_value = "netavark,cni,iptables,palisade,palisade-bridge"
+        default_value = "netavark,cni,iptables,palisade,palisade-routed"
     )]
     systems: Vec<System>,
     /// Data plane rounds (each: one iperf3 run with and one without the
@@ -233,11 +234,11 @@ fn child(system: System, args: &Args) -> Result<()> {
     };
     let levels = &args.levels;
     match system {
-        System::Palisade | System::PalisadeBridge => {
+        System::Palisade | System::PalisadeRouted => {
             let mode = if system == System::Palisade {
-                palisade_core::config::Mode::Routed
-            } else {
                 palisade_core::config::Mode::Bridge
+            } else {
+                palisade_core::config::Mode::Routed
             };
             let mut p = palisade_subject::Palisade::new(args.reps, mode)?;
             let s = series::run(

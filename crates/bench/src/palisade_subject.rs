@@ -25,10 +25,7 @@ use std::time::{Duration, Instant};
 /// sandboxes can have internet egress, and same-tenant traffic allowed so
 /// the data plane test has two sandboxes that may talk.
 pub fn config_text(mode: Mode) -> String {
-    let mode = match mode {
-        Mode::Routed => "routed",
-        Mode::Bridge => "bridge",
-    };
+    let mode = mode.name();
     format!(
         "[network]\nmode = \"{mode}\"\nuplink = \"up0\"\n[isolation]\ninter_sandbox = \"same-tenant\"\n"
     )

@@ -62,11 +62,12 @@ fn machine() -> String {
     format!("{cores} cores ({cpu}), Linux {kernel}")
 }
 
-/// palisade's series, each with the name of its mode, routed first.
+/// palisade's series, each with the name of its mode, the default
+/// (bridge) first.
 fn modes(outcomes: &[Outcome]) -> Vec<(System, &'static str, &Series)> {
     [
-        (System::Palisade, "routed mode"),
-        (System::PalisadeBridge, "bridge mode"),
+        (System::Palisade, "bridge mode"),
+        (System::PalisadeRouted, "routed mode"),
     ]
     .into_iter()
     .filter_map(|(system, mode)| Some((system, mode, series(outcomes, system)?)))
@@ -167,7 +168,7 @@ fn target_values(s: &Series, dataplane: Option<f64>) -> Vec<Option<f64>> {
 
 pub fn render(outcomes: &[Outcome], levels: &[usize], reps: usize) -> String {
     let pal = series(outcomes, System::Palisade);
-    let bridge = series(outcomes, System::PalisadeBridge);
+    let routed = series(outcomes, System::PalisadeRouted);
     let nv = series(outcomes, System::Netavark);
     let cni = series(outcomes, System::Cni);
     let ipt = series(outcomes, System::Iptables);
@@ -182,7 +183,7 @@ pub fn render(outcomes: &[Outcome], levels: &[usize], reps: usize) -> String {
         let get = |p: Option<&Point>| p.map(|p| if pick { p.attach_ms } else { p.detach_ms });
         let cli = if pick { "cli_create_ms" } else { "cli_destroy_ms" };
         let _ = writeln!(w, "### {title}\n");
-        let _ = writeln!(w, "| k | palisade | palisade, bridge mode | palisade CLI | netavark | CNI plugins | iptables | netavark ÷ palisade | CNI ÷ palisade | iptables ÷ palisade |");
+        let _ = writeln!(w, "| k | palisade (bridge mode, the default) | palisade, routed mode | palisade CLI | netavark | CNI plugins | iptables | netavark ÷ palisade | CNI ÷ palisade | iptables ÷ palisade |");
         let _ = writeln!(w, "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
         for &k in levels {
             let ours = get(point(pal, k));
@@ -191,7 +192,7 @@ pub fn render(outcomes: &[Outcome], levels: &[usize], reps: usize) -> String {
                 w,
                 "| {k} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
                 cell(ours),
-                cell(get(point(bridge, k))),
+                cell(get(point(routed, k))),
                 cell(extra(point(pal, k), cli)),
                 cell(a),
                 cell(b),
@@ -310,8 +311,8 @@ pub fn render(outcomes: &[Outcome], levels: &[usize], reps: usize) -> String {
         if let Some(r) = &o.dataplane {
             let (with, without, q) = r.medians();
             let what = match o.system {
-                System::Palisade => "palisade (one table, sets)",
-                System::PalisadeBridge => "palisade, bridge mode",
+                System::Palisade => "palisade (bridge mode, the default)",
+                System::PalisadeRouted => "palisade, routed mode",
                 System::Iptables => "iptables (a chain per sandbox)",
                 _ => continue,
             };
@@ -480,9 +481,9 @@ mod tests {
             .collect(),
         };
         let outcome = Outcome {
-            system: System::PalisadeBridge,
+            system: System::Palisade,
             series: Some(crate::series::Series {
-                system: "palisade-bridge".into(),
+                system: "palisade".into(),
                 points: vec![at(1, 1.0), at(10, 3.0)],
                 stopped: None,
             }),

@@ -668,6 +668,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             if *json {
                 print_json(&s)?;
             } else {
+                println!("mode             {}", s.mode);
                 for t in &s.tables {
                     let state = match (t.present, t.expected) {
                         (true, _) => format!("present, {} rules, {} elements", t.rules, t.elements),

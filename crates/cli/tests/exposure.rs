@@ -13,7 +13,22 @@ use std::time::Duration;
 
 const T: Duration = Duration::from_millis(800);
 
-const CONFIG: &str = "[network]\nuplink = \"up0\"\n[isolation]\ninter_sandbox = \"same-tenant\"\n";
+fn config(mode: &str) -> String {
+    format!("[network]\nmode = \"{mode}\"\nuplink = \"up0\"\n[isolation]\ninter_sandbox = \"same-tenant\"\n")
+}
+
+/// Sets the lab host's br_netfilter switches (per namespace; on by
+/// default on this kernel).
+fn set_br_netfilter(env: &Env, on: bool) {
+    let value = if on { "1" } else { "0" };
+    env.lab
+        .run(move || {
+            for key in ["bridge-nf-call-iptables", "bridge-nf-call-ip6tables"] {
+                palisade_link::set_sysctl(&format!("net/bridge/{key}"), value).unwrap();
+            }
+        })
+        .unwrap();
+}
 
 fn netns(name: &str) -> PathBuf {
     palisade_link::netns_path(name)
@@ -32,10 +47,19 @@ fn peers(set: &ListenerSet, l4: L4, local: SocketAddr) -> Vec<IpAddr> {
 }
 
 #[test]
-fn exposure_reaches_from_outside_and_host_but_is_no_pivot() {
+fn exposure_reaches_from_outside_and_host_but_is_no_pivot_routed() {
+    exposure_reaches_from_outside_and_host_but_is_no_pivot("routed");
+}
+
+#[test]
+fn exposure_reaches_from_outside_and_host_but_is_no_pivot_bridge() {
+    exposure_reaches_from_outside_and_host_but_is_no_pivot("bridge");
+}
+
+fn exposure_reaches_from_outside_and_host_but_is_no_pivot(mode: &str) {
     let Some(env) = Env::new(
-        "exposure_reaches_from_outside_and_host_but_is_no_pivot",
-        CONFIG,
+        &format!("exposure_reaches_from_outside_and_host_but_is_no_pivot ({mode} mode)"),
+        &config(mode),
     ) else {
         return;
     };
@@ -119,9 +143,39 @@ fn exposure_reaches_from_outside_and_host_but_is_no_pivot() {
         );
     }
     // The same tenant may reach it directly, so through the exposure too.
-    let got = tcp_connect(&netns(&peer), sock(World::LAB4, 8080), T).unwrap();
-    assert_eq!(got, ProbeOutcome::Connected, "same tenant via the exposure");
-    assert!(peers(&listeners, L4::Tcp, sock(web4, 80)).contains(&peer4.parse().unwrap()));
+    // In bridge mode, with both sandboxes on one bridge, br_netfilter
+    // (when on) takes a packet whose DNAT leads back out of the bridge it
+    // came in on and bridges it from port to port, where the ports'
+    // isolation drops it: the hairpin fails closed, and works without
+    // br_netfilter (docs/exposure.md).
+    let peer4: IpAddr = peer4.parse().unwrap();
+    let hairpins: &[(bool, bool)] = if mode == "bridge" {
+        &[(false, true), (true, false)]
+    } else {
+        &[(true, true)]
+    };
+    for &(br_netfilter, reaches) in hairpins {
+        if mode == "bridge" {
+            set_br_netfilter(&env, br_netfilter);
+        }
+        let before = peers(&listeners, L4::Tcp, sock(web4, 80))
+            .iter()
+            .filter(|p| **p == peer4)
+            .count();
+        let got = tcp_connect(&netns(&peer), sock(World::LAB4, 8080), T).unwrap();
+        let after = peers(&listeners, L4::Tcp, sock(web4, 80))
+            .iter()
+            .filter(|p| **p == peer4)
+            .count();
+        let what = format!("same tenant via the exposure (br_netfilter {br_netfilter})");
+        if reaches {
+            assert_eq!(got, ProbeOutcome::Connected, "{what}");
+            assert_eq!(after, before + 1, "{what}");
+        } else {
+            assert!(!got.reached(), "{what}: {got:?}");
+            assert_eq!(after, before, "{what}");
+        }
+    }
 
     // Conflicts are refused with a clear message, nothing changes.
     for args in [

@@ -28,8 +28,33 @@ pub enum ConfigError {
 pub enum Mode {
     /// One tap/veth per sandbox, host routes, no shared L2.
     Routed,
-    /// One shared bridge, filtered in the bridge family.
+    /// Isolated ports of bridges of `sandboxes_per_bridge`, filtered in the
+    /// bridge family. The default: the host keeps one route per bridge
+    /// rather than one per sandbox, so attaching stays flat at scale.
     Bridge,
+}
+
+impl Mode {
+    /// The name the configuration file and the store use.
+    pub fn name(self) -> &'static str {
+        match self {
+            Mode::Routed => "routed",
+            Mode::Bridge => "bridge",
+        }
+    }
+
+    /// The mode named `name` ([`Mode::name`]).
+    pub fn from_name(name: &str) -> Option<Mode> {
+        [Mode::Routed, Mode::Bridge]
+            .into_iter()
+            .find(|m| m.name() == name)
+    }
+}
+
+impl std::fmt::Display for Mode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
 }
 
 /// Which sandboxes may talk to each other.
@@ -44,7 +69,12 @@ pub enum InterSandbox {
 pub struct NetworkConfig {
     pub subnet: Ipv4Net,
     pub subnet6: Ipv6Net,
+    /// The mode in force. When the file does not name one
+    /// (`mode_configured` false), the engine replaces it with the mode the
+    /// store recorded for the sandboxes already there.
     pub mode: Mode,
+    /// True when the configuration names the mode ([`Config::set_mode`]).
+    pub mode_configured: bool,
     pub uplink: Option<String>,
     /// Bridge mode: sandboxes per bridge ([`crate::bridge_shard`]).
     pub sandboxes_per_bridge: u32,
@@ -81,13 +111,24 @@ pub const DEFAULT_SUBNET: &str = "10.200.0.0/16";
 /// does not change between hosts or runs.
 pub const DEFAULT_SUBNET6: &str = "fd70:616c:6973::/48";
 
+impl Config {
+    /// Names the mode, as `network.mode` in the file does: it then
+    /// overrides the mode the store recorded, which the engine allows only
+    /// while no sandbox is attached.
+    pub fn set_mode(&mut self, mode: Mode) {
+        self.network.mode = mode;
+        self.network.mode_configured = true;
+    }
+}
+
 impl Default for Config {
     fn default() -> Self {
         Config {
             network: NetworkConfig {
                 subnet: DEFAULT_SUBNET.parse().expect("static"),
                 subnet6: DEFAULT_SUBNET6.parse().expect("static"),
-                mode: Mode::Routed,
+                mode: Mode::Bridge,
+                mode_configured: false,
                 uplink: None,
                 sandboxes_per_bridge: crate::bridge_shard::DEFAULT_SANDBOXES_PER_BRIDGE,
                 big_tcp: true,
@@ -263,6 +304,7 @@ impl Validator<'_> {
                 subnet,
                 subnet6,
                 mode: raw.network.mode.unwrap_or(defaults.network.mode),
+                mode_configured: raw.network.mode.is_some(),
                 uplink,
                 sandboxes_per_bridge,
                 big_tcp: raw.network.big_tcp.unwrap_or(defaults.network.big_tcp),
@@ -451,6 +493,33 @@ mod tests {
         let c = Config::from_toml("x", "").unwrap();
         assert_eq!(c, Config::default());
         assert_eq!(c.gateway4().to_string(), "10.200.0.1");
+        assert_eq!(c.network.mode, Mode::Bridge);
+        assert!(!c.network.mode_configured);
+    }
+
+    #[test]
+    fn a_named_mode_is_marked_as_configured() {
+        let c = Config::from_toml("x", "[network]\nmode = \"routed\"").unwrap();
+        assert_eq!(c.network.mode, Mode::Routed);
+        assert!(c.network.mode_configured);
+        let c = Config::from_toml("x", "[network]\nmode = \"bridge\"").unwrap();
+        assert_eq!(c.network.mode, Mode::Bridge);
+        assert!(c.network.mode_configured);
+        let mut set = Config::default();
+        set.set_mode(Mode::Routed);
+        assert_eq!(
+            (set.network.mode, set.network.mode_configured),
+            (Mode::Routed, true)
+        );
+    }
+
+    #[test]
+    fn mode_names_round_trip() {
+        for mode in [Mode::Routed, Mode::Bridge] {
+            assert_eq!(Mode::from_name(mode.name()), Some(mode));
+            assert_eq!(mode.to_string(), mode.name());
+        }
+        assert_eq!(Mode::from_name("mesh"), None);
     }
 
     #[test]

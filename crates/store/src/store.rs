@@ -1,5 +1,6 @@
 //! The SQLite schema and its queries.
 
+use palisade_core::config::Mode;
 use palisade_core::exposure::{Exposure, PortRange};
 use palisade_core::ipam::{self, OffsetRange};
 use palisade_core::model::{CniAttachment, SandboxKind};
@@ -66,6 +67,8 @@ pub enum StoreError {
     },
     #[error("state database holds a malformed value for sandbox {sandbox}: {what}")]
     Corrupt { sandbox: String, what: String },
+    #[error("state database holds a malformed {key}: {value:?}")]
+    CorruptMeta { key: &'static str, value: String },
 }
 
 pub(crate) fn q(context: impl Into<String>) -> impl FnOnce(rusqlite::Error) -> StoreError {
@@ -569,6 +572,53 @@ impl Store {
         )
         .map_err(q("record the bridge layout"))?;
         tx.commit().map_err(q("commit"))
+    }
+
+    /// The attachment mode the sandboxes here were made in; `None` before
+    /// any palisade recorded one (the first command of a version that
+    /// records it, or a new host).
+    pub fn network_mode(&self) -> Result<Option<Mode>, StoreError> {
+        let name = self
+            .conn
+            .query_row(
+                "SELECT value FROM meta WHERE key = 'network_mode'",
+                [],
+                |r| r.get::<_, String>(0),
+            )
+            .optional()
+            .map_err(q("read the network mode"))?;
+        name.map(|n| {
+            Mode::from_name(&n).ok_or(StoreError::CorruptMeta {
+                key: "network mode",
+                value: n,
+            })
+        })
+        .transpose()
+    }
+
+    /// Records the mode the sandboxes are made in.
+    pub fn set_network_mode(&mut self, mode: Mode) -> Result<(), StoreError> {
+        let tx = self.write_transaction()?;
+        tx.execute(
+            "INSERT INTO meta(key, value) VALUES ('network_mode', ?1)
+             ON CONFLICT(key) DO UPDATE SET value = ?1",
+            [mode.name()],
+        )
+        .map_err(q("record the network mode"))?;
+        tx.commit().map_err(q("commit"))
+    }
+
+    /// How many sandboxes have an interface palisade attached in the
+    /// network mode (every kind but networking disabled), in any state.
+    pub fn attached_sandboxes(&self) -> Result<u64, StoreError> {
+        self.conn
+            .query_row(
+                "SELECT COUNT(*) FROM sandboxes WHERE kind != 'none'",
+                [],
+                |r| r.get::<_, i64>(0),
+            )
+            .map(|n| n.max(0) as u64)
+            .map_err(q("count the attached sandboxes"))
     }
 
     /// Retired interfaces still up, for the reap to set down first.
@@ -1952,6 +2002,39 @@ mod tests {
             .insert_sandbox(&new("again", "t", SandboxKind::Netns), RANGE)
             .unwrap();
         assert_eq!(again.offset, first.offset);
+    }
+
+    #[test]
+    fn the_network_mode_is_kept_and_attached_sandboxes_counted() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = Store::open(dir.path()).unwrap();
+        assert_eq!(store.network_mode().unwrap(), None);
+        store.set_network_mode(Mode::Routed).unwrap();
+        store.set_network_mode(Mode::Bridge).unwrap();
+        assert_eq!(store.attached_sandboxes().unwrap(), 0);
+        store
+            .insert_sandbox(&new("nonet", "t", SandboxKind::None), RANGE)
+            .unwrap();
+        assert_eq!(store.attached_sandboxes().unwrap(), 0);
+        store
+            .insert_sandbox(&new("vm", "t", SandboxKind::Tap), RANGE)
+            .unwrap();
+        store
+            .insert_sandbox(&new("ct", "t", SandboxKind::Netns), RANGE)
+            .unwrap();
+        assert_eq!(store.attached_sandboxes().unwrap(), 2);
+        drop(store);
+        let store = Store::open(dir.path()).unwrap();
+        assert_eq!(store.network_mode().unwrap(), Some(Mode::Bridge));
+        store
+            .conn
+            .execute(
+                "UPDATE meta SET value = 'mesh' WHERE key = 'network_mode'",
+                [],
+            )
+            .unwrap();
+        let err = store.network_mode().unwrap_err();
+        assert!(err.to_string().contains("\"mesh\""), "{err}");
     }
 
     #[test]

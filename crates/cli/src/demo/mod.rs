@@ -12,8 +12,9 @@ use std::time::Duration;
 
 #[derive(clap::Args, Debug)]
 pub struct DemoArgs {
-    /// Attachment mode to demonstrate.
-    #[arg(long, default_value = "routed", value_parser = parse_mode)]
+    /// Attachment mode to demonstrate (bridge, palisade's default, or
+    /// routed).
+    #[arg(long, default_value = "bridge", value_parser = parse_mode)]
     pub mode: Mode,
     /// How long a probe waits before a connection counts as dropped, in
     /// milliseconds.
@@ -26,11 +27,7 @@ pub struct DemoArgs {
 }
 
 fn parse_mode(s: &str) -> Result<Mode, String> {
-    match s {
-        "routed" => Ok(Mode::Routed),
-        "bridge" => Ok(Mode::Bridge),
-        _ => Err(format!("{s:?} is not a mode (routed or bridge)")),
-    }
+    Mode::from_name(s).ok_or_else(|| format!("{s:?} is not a mode (bridge or routed)"))
 }
 
 fn progress(msg: &str) {

@@ -183,10 +183,7 @@ pub fn run(opts: &ScenarioOptions) -> Result<Vec<Cell>> {
     let state = TempDir(std::env::temp_dir().join(format!("palisade-demo-{}", lab.name())));
     std::fs::create_dir_all(&state.0)?;
     let config = state.0.join("palisade.toml");
-    let mode = match opts.mode {
-        Mode::Routed => "routed",
-        Mode::Bridge => "bridge",
-    };
+    let mode = opts.mode.name();
     let per_bridge = opts
         .sandboxes_per_bridge
         .map(|n| format!("sandboxes_per_bridge = {n}\n"))

@@ -35,6 +35,14 @@ pub enum EngineError {
         sandboxes: usize,
     },
     #[error(
+        "network.mode is {configured}, but the {sandboxes} sandbox(es) here are attached in {recorded} mode; set network.mode = \"{recorded}\" (or leave it out), or destroy them first"
+    )]
+    ModeMismatch {
+        configured: palisade_core::config::Mode,
+        recorded: palisade_core::config::Mode,
+        sandboxes: u64,
+    },
+    #[error(
         "the {sandboxes} sandbox(es) here were placed by an earlier palisade, all on bridge palisade0; run palisade init once to move them to their bridges"
     )]
     BridgeLayoutUnrecorded { sandboxes: usize },

@@ -10,6 +10,7 @@ mod error;
 mod exposure;
 mod faults;
 mod lifecycle;
+mod mode;
 mod packet_size;
 mod plumbing;
 mod probe;
@@ -178,6 +179,8 @@ impl Engine {
             rtnl,
             _lock: lock,
         };
+        // Before anything reads the mode.
+        engine.settle_mode()?;
         // Before the repair, which may attach sandboxes to their bridges.
         engine.check_bridge_layout(full)?;
         let report = engine.repair(full)?;

@@ -76,6 +76,7 @@ impl Engine {
             },
         ];
         Ok(StatusView {
+            mode: self.config.network.mode,
             tables,
             sandboxes: records.len(),
             sandboxes_per_tenant: per_tenant,

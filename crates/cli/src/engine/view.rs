@@ -86,6 +86,9 @@ impl SandboxView {
 /// `palisade status`.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct StatusView {
+    /// The attachment mode in force (the configured one, else the one the
+    /// store recorded).
+    pub mode: palisade_core::config::Mode,
     pub tables: Vec<TableStatus>,
     pub sandboxes: usize,
     pub sandboxes_per_tenant: std::collections::BTreeMap<String, usize>,

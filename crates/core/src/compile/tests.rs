@@ -94,7 +94,10 @@ fn golden(name: &str, actual: &str) {
     );
 }
 
-const UPLINK: &str = "[network]\nuplink = \"up0\"\n";
+/// Routed mode, named: these tests were written for it (bridge mode's
+/// differences are tested where a config names `mode = "bridge"`).
+const ROUTED: &str = "[network]\nmode = \"routed\"\n";
+const UPLINK: &str = "[network]\nmode = \"routed\"\nuplink = \"up0\"\n";
 
 #[test]
 fn golden_routed_deny() {
@@ -125,7 +128,7 @@ fn golden_routed_deny() {
 
 #[test]
 fn golden_routed_same_tenant_no_uplink() {
-    let c = config("[isolation]\ninter_sandbox = \"same-tenant\"\nblocked = [\"203.0.113.0/24\", \"2001:db8:bad::/48\"]\n");
+    let c = config("[network]\nmode = \"routed\"\n[isolation]\ninter_sandbox = \"same-tenant\"\nblocked = [\"203.0.113.0/24\", \"2001:db8:bad::/48\"]\n");
     let sbs = vec![
         sandbox(&c, 1, 1, false, &[]),
         cni_sandbox(2, 1, "cnibr0", true),
@@ -243,7 +246,7 @@ fn none_kind_has_no_elements() {
 
 #[test]
 fn anti_spoofing_binds_interface_mac_and_addresses() {
-    let c = config("");
+    let c = config(ROUTED);
     let els = sandbox_elements(&c, &sandbox(&c, 4, 1, false, &[]));
     let text: Vec<String> = els
         .iter()
@@ -263,7 +266,7 @@ fn anti_spoofing_binds_interface_mac_and_addresses() {
 
 #[test]
 fn without_uplink_nothing_reaches_the_internet() {
-    let c = config("");
+    let c = config(ROUTED);
     let r = compile(&c, &[sandbox(&c, 1, 1, false, &[])], &[]);
     assert!(!r.tables.contains("@internet4"));
     assert!(!r.tables.contains("masquerade"));
@@ -281,7 +284,7 @@ fn blocked_before_internet_and_deny_before_allow() {
 
 #[test]
 fn replace_script_removes_tables_of_every_family() {
-    let c = config("");
+    let c = config(ROUTED);
     let s = compile(&c, &[], &[]).replace_script();
     for f in ["inet", "arp", "bridge"] {
         assert!(s.contains(&format!("delete table {f} palisade")), "{f}");
@@ -393,7 +396,7 @@ fn tenant_rules_are_elements_looked_up_after_every_always_denied_drop() {
     assert!(t.contains("set rule_allow6 {\n\t\ttype mark . inet_proto . inet_service . ipv6_addr\n\t\tflags interval\n"));
     // Without an uplink the sets exist (elements can always be added) but
     // nothing looks them up.
-    let no_uplink = compile(&config(""), &[], &rules);
+    let no_uplink = compile(&config(ROUTED), &[], &rules);
     assert!(no_uplink.tables.contains("set rule_deny4"));
     assert!(!no_uplink.tables.contains("@rule_deny4"));
 }
@@ -487,7 +490,7 @@ fn a_stale_reply_meets_the_egress_policy_read_from_the_reply_side() {
     assert_eq!(stale.last().map(String::as_str), Some("counter drop"));
     assert!(stale.len() > 10, "{stale:#?}");
     // Without an uplink a sandbox has no egress to judge: stale replies drop.
-    let bare = compile(&config(""), &[], &[]);
+    let bare = compile(&config(ROUTED), &[], &[]);
     assert_eq!(inet_chain(&bare, "stale_reply"), ["counter drop"]);
 }
 
