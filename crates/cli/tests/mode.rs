@@ -32,14 +32,28 @@ fn bridges(env: &Env) -> Vec<String> {
         .collect()
 }
 
+fn state_db(env: &Env) -> rusqlite::Connection {
+    rusqlite::Connection::open(env.dir.join("state").join("palisade.db")).unwrap()
+}
+
+/// The store without a recorded mode and a configuration that names none,
+/// as a palisade from before the record left a host; then a command.
+fn as_an_earlier_palisade_left_it(env: &Env) {
+    state_db(env)
+        .execute("DELETE FROM meta WHERE key = 'network_mode'", [])
+        .unwrap();
+    use_config(env, UNNAMED);
+    env.ok(&["verify"]);
+}
+
 fn recorded_mode(env: &Env) -> Option<String> {
-    let db = rusqlite::Connection::open(env.dir.join("state").join("palisade.db")).unwrap();
-    db.query_row(
-        "SELECT value FROM meta WHERE key = 'network_mode'",
-        [],
-        |r| r.get(0),
-    )
-    .ok()
+    state_db(env)
+        .query_row(
+            "SELECT value FROM meta WHERE key = 'network_mode'",
+            [],
+            |r| r.get(0),
+        )
+        .ok()
 }
 
 #[test]
@@ -129,12 +143,7 @@ fn sandboxes_of_a_palisade_that_recorded_no_mode_keep_theirs() {
     env.ok(&["sandbox", "create", &a, "--tenant", "t"]);
     // As an earlier palisade left it: routed sandboxes, no mode recorded,
     // and a configuration that names none (routed was its default).
-    let db = rusqlite::Connection::open(env.dir.join("state").join("palisade.db")).unwrap();
-    db.execute("DELETE FROM meta WHERE key = 'network_mode'", [])
-        .unwrap();
-    drop(db);
-    use_config(&env, UNNAMED);
-    env.ok(&["verify"]);
+    as_an_earlier_palisade_left_it(&env);
     assert_eq!(mode(&env), "routed");
     assert_eq!(recorded_mode(&env).as_deref(), Some("routed"));
     assert_eq!(bridges(&env), Vec::<String>::new());
@@ -145,12 +154,7 @@ fn sandboxes_of_a_palisade_that_recorded_no_mode_keep_theirs() {
     env.ok(&["init"]);
     let b = env.name("b");
     env.ok(&["sandbox", "create", &b, "--tenant", "t"]);
-    let db = rusqlite::Connection::open(env.dir.join("state").join("palisade.db")).unwrap();
-    db.execute("DELETE FROM meta WHERE key = 'network_mode'", [])
-        .unwrap();
-    drop(db);
-    use_config(&env, UNNAMED);
-    env.ok(&["verify"]);
+    as_an_earlier_palisade_left_it(&env);
     assert_eq!(mode(&env), "bridge");
     env.ok(&["sandbox", "destroy", &b]);
     env.assert_empty();

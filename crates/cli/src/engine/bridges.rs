@@ -66,16 +66,23 @@ impl Engine {
     }
 
     fn delete_bridges_but_the_first(&mut self) -> Result<(), EngineError> {
+        self.delete_bridges(|name| name != BRIDGE_IFACE, "of another layout")
+    }
+
+    /// Deletes palisade's bridges whose name `which` accepts; `why` ends
+    /// the step named in an error.
+    pub(super) fn delete_bridges(
+        &mut self,
+        which: impl Fn(&str) -> bool,
+        why: &str,
+    ) -> Result<(), EngineError> {
         let names =
             palisade_link::interface_names().map_err(|e| EngineError::Rtnetlink(Box::new(e)))?;
-        for name in names
-            .iter()
-            .filter(|n| is_bridge_iface(n) && n.as_str() != BRIDGE_IFACE)
-        {
+        for name in names.iter().filter(|n| is_bridge_iface(n) && which(n)) {
             self.rtnl()
                 .delete_link(name)
                 .map_err(|source| EngineError::Host {
-                    step: format!("delete bridge {name} of another layout"),
+                    step: format!("delete bridge {name} {why}"),
                     source: Box::new(source),
                 })?;
         }

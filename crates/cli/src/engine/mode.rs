@@ -5,7 +5,6 @@
 //! before anything changes while a sandbox is attached.
 
 use super::{Engine, EngineError};
-use palisade_core::bridge_shard::is_bridge_iface;
 use palisade_core::config::Mode;
 
 impl Engine {
@@ -41,7 +40,9 @@ impl Engine {
                     });
                 }
                 if recorded == Mode::Bridge {
-                    self.delete_all_bridges()?;
+                    // Their gateway addresses and routes to the whole
+                    // pools would take the routed sandboxes' traffic.
+                    self.delete_bridges(|_| true, "on leaving bridge mode")?;
                 }
                 configured
             }
@@ -59,23 +60,6 @@ impl Engine {
         };
         self.config.network.mode = mode;
         self.store.set_network_mode(mode)?;
-        Ok(())
-    }
-
-    /// Leaving bridge mode with no sandbox attached: its bridges hold the
-    /// gateway addresses and the routes to the pools, which would take the
-    /// routed sandboxes' traffic.
-    fn delete_all_bridges(&mut self) -> Result<(), EngineError> {
-        let names =
-            palisade_link::interface_names().map_err(|e| EngineError::Rtnetlink(Box::new(e)))?;
-        for name in names.iter().filter(|n| is_bridge_iface(n)) {
-            self.rtnl()
-                .delete_link(name)
-                .map_err(|source| EngineError::Host {
-                    step: format!("delete bridge {name} on leaving bridge mode"),
-                    source: Box::new(source),
-                })?;
-        }
         Ok(())
     }
 }
