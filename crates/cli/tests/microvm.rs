@@ -52,10 +52,10 @@ const OUTSIDE6: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0x66, 0, 0, 0, 0, 0x66);
 const PROBE_PAYLOAD: &[u8] = b"palisade-lab probe\n";
 const SPOOF_PREFIX: &str = "palisade-spoof ";
 
-/// Routed mode, internet through the world, same-tenant traffic allowed.
-fn config() -> String {
+/// `mode`, internet through the world, same-tenant traffic allowed.
+fn config(mode: &str) -> String {
     format!(
-        "[network]\nmode = \"routed\"\nuplink = \"{}\"\n\n[isolation]\ninter_sandbox = \"same-tenant\"\n",
+        "[network]\nmode = \"{mode}\"\nuplink = \"{}\"\n\n[isolation]\ninter_sandbox = \"same-tenant\"\n",
         World::LAB_IFACE
     )
 }
@@ -106,6 +106,16 @@ struct Sandbox {
     ip6: Ipv6Addr,
     mac: [u8; 6],
     host_iface: String,
+    /// Bridge mode: the bridge its interface is a port of.
+    bridge: Option<String>,
+}
+
+impl Sandbox {
+    /// Where the host keeps its neighbour entries for this sandbox: its
+    /// bridge in bridge mode, its own interface in routed mode.
+    fn neighbour_dev(&self) -> &str {
+        self.bridge.as_deref().unwrap_or(&self.host_iface)
+    }
 }
 
 fn show(env: &Env, name: &str) -> Sandbox {
@@ -126,6 +136,7 @@ fn show(env: &Env, name: &str) -> Sandbox {
         ip6: field("ipv6").parse().unwrap(),
         mac: parse_mac(&field("mac")),
         host_iface: field("host_interface"),
+        bridge: net["bridge"].as_str().map(str::to_string),
     }
 }
 
@@ -287,6 +298,36 @@ fn wait_for_link_locals(env: &Env, ifaces: &[&str]) {
         assert!(
             Instant::now() < deadline,
             "no link-local address on {missing:?} in the lab"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Bridge mode: wait until the kernel has routed the bridge's own
+/// link-local address, from its MAC (once its duplicate address detection
+/// is done, a second or two
+/// after its first port came up), so the snapshots of the host's routes
+/// taken during a boot do not race it.
+fn wait_for_local_link_local_route(env: &Env, bridge: &str) {
+    let mac = link_mac(&env.lab.path(), bridge).expect("bridge MAC");
+    let own = palisade_link::ipv6_link_local_from_mac(mac).to_string();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let routes = ip_json(
+            env,
+            &["-6", "route", "show", "table", "local", "dev", bridge],
+        );
+        let routed = routes
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["type"] == "local" && r["dst"] == own.as_str());
+        if routed {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no local route for {bridge}'s link-local address in the lab: {routes}"
         );
         std::thread::sleep(Duration::from_millis(100));
     }
@@ -745,7 +786,9 @@ fn boot(rig: &Rig<'_>, profile: Profile) -> Vec<String> {
         "tap {} missing",
         vm.host_iface
     );
-    let gw_mac = link_mac(&env.lab.path(), &vm.host_iface).expect("tap MAC");
+    // The gateway is the tap itself in routed mode, its bridge in bridge
+    // mode.
+    let gw_mac = link_mac(&env.lab.path(), vm.neighbour_dev()).expect("gateway MAC");
     let vm_ll = palisade_link::ipv6_link_local_from_mac(vm.mac);
 
     // Case 2's targets: every address of the lab host, including the
@@ -1104,6 +1147,18 @@ fn boot(rig: &Rig<'_>, profile: Profile) -> Vec<String> {
     // ran: the guest's MAC only for the guest's own addresses, on its own
     // tap; the forged MAC nowhere; the other sandboxes' entries untouched.
     let own_ips: [IpAddr; 3] = [vm.ip4.into(), vm.ip6.into(), vm_ll.into()];
+    // In bridge mode the bridge holds every sandbox's pinned entries.
+    let pinned_on_dev: Vec<IpAddr> = [&vm, &rig.peer, &rig.other]
+        .into_iter()
+        .filter(|sb| sb.neighbour_dev() == vm.neighbour_dev())
+        .flat_map(|sb| {
+            [
+                IpAddr::from(sb.ip4),
+                sb.ip6.into(),
+                palisade_link::ipv6_link_local_from_mac(sb.mac).into(),
+            ]
+        })
+        .collect();
     for (dst, dev, lladdr) in &neighbours {
         let entry = format!(
             "{dst} dev {dev} lladdr {}",
@@ -1112,12 +1167,12 @@ fn boot(rig: &Rig<'_>, profile: Profile) -> Vec<String> {
         if *lladdr == Some(FORGED_MAC) {
             bad.push(format!("host neighbour table: forged MAC in {entry}"));
         }
-        if *lladdr == Some(vm.mac) && !(*dev == vm.host_iface && own_ips.contains(dst)) {
+        if *lladdr == Some(vm.mac) && !(dev == vm.neighbour_dev() && own_ips.contains(dst)) {
             bad.push(format!("host neighbour table poisoned: {entry}"));
         }
-        if *dev == vm.host_iface && lladdr.is_some() && !own_ips.contains(dst) {
+        if dev == vm.neighbour_dev() && lladdr.is_some() && !pinned_on_dev.contains(dst) {
             bad.push(format!(
-                "host neighbour table: entry for a foreign address on the guest's tap: {entry}"
+                "host neighbour table: entry for a foreign address on the guest's link: {entry}"
             ));
         }
         for sb in [&rig.peer, &rig.other] {
@@ -1211,19 +1266,34 @@ fn hex(d: &[u8]) -> String {
         .join("")
 }
 
+/// One guest at a time: two under TCG on a two-core machine would slow
+/// each towards its boot limit, and the guest image is built once.
+static ONE_GUEST: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 #[test]
-fn microvm_guest_attacks_are_contained() {
-    if !palisade_lab::root_or_skip("microvm_guest_attacks_are_contained") {
+fn microvm_guest_attacks_are_contained_routed() {
+    guest_attacks_are_contained("routed");
+}
+
+/// Bridge mode, the default: the tap is an isolated port of a bridge that
+/// carries the gateway and holds every sandbox's pinned neighbours.
+#[test]
+fn microvm_guest_attacks_are_contained_bridge() {
+    guest_attacks_are_contained("bridge");
+}
+
+fn guest_attacks_are_contained(mode: &str) {
+    let test = format!("microvm_guest_attacks_are_contained ({mode} mode)");
+    if !palisade_lab::root_or_skip(&test) {
         return;
     }
+    let _one_guest = ONE_GUEST.lock().unwrap_or_else(|e| e.into_inner());
     let Some(qemu) = find_in_path("qemu-system-x86_64") else {
         if std::env::var_os("CI").is_some() {
             panic!("qemu-system-x86_64 is not installed, but CI must run the microVM test (.ci/run installs qemu-system-x86)");
         }
         eprintln!("==================================================================");
-        eprintln!(
-            "SKIPPED: qemu-system-x86_64 is not installed: microvm_guest_attacks_are_contained"
-        );
+        eprintln!("SKIPPED: qemu-system-x86_64 is not installed: {test}");
         eprintln!("         (apt-get install qemu-system-x86, or scripts/install-deps)");
         eprintln!("==================================================================");
         return;
@@ -1232,7 +1302,7 @@ fn microvm_guest_attacks_are_contained() {
     let attacks = guest_attacks_binary();
     let (kernel, initrd) = guest_image(&attacks);
 
-    let env = Env::new("microvm_guest_attacks_are_contained", &config()).unwrap();
+    let env = Env::new(&test, &config(mode)).unwrap();
     let lab_ns = env.lab.path();
     let world_ns = {
         let world = env.lab.add_world().expect("world");
@@ -1258,8 +1328,12 @@ fn microvm_guest_attacks_are_contained() {
         let peer = show(&env, &peer_name);
         let other = show(&env, &other_name);
         wait_for_link_locals(&env, &[World::LAB_IFACE]);
-        // Routed mode: a namespace sandbox's host end carries no address
-        // (its gateway is a pinned neighbour inside the sandbox).
+        if let Some(bridge) = &peer.bridge {
+            wait_for_local_link_local_route(&env, bridge);
+        }
+        // A namespace sandbox's host end carries no address (routed mode:
+        // its gateway is a pinned neighbour inside the sandbox; bridge
+        // mode: the bridge carries the gateway).
         let on_host_ends: Vec<_> = host_addresses(&env)
             .into_iter()
             .filter(|(n, _, _)| *n == peer.host_iface || *n == other.host_iface)
