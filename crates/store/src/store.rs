@@ -564,13 +564,22 @@ impl Store {
 
     /// Records the layout the sandboxes are placed with.
     pub fn set_bridge_layout(&mut self, sandboxes_per_bridge: u32) -> Result<(), StoreError> {
+        self.set_meta(
+            "bridge_layout",
+            &sandboxes_per_bridge.to_string(),
+            "record the bridge layout",
+        )
+    }
+
+    /// Sets one `meta` row in its own transaction.
+    fn set_meta(&mut self, key: &str, value: &str, what: &str) -> Result<(), StoreError> {
         let tx = self.write_transaction()?;
         tx.execute(
-            "INSERT INTO meta(key, value) VALUES ('bridge_layout', ?1)
-             ON CONFLICT(key) DO UPDATE SET value = ?1",
-            [sandboxes_per_bridge.to_string()],
+            "INSERT INTO meta(key, value) VALUES (?1, ?2)
+             ON CONFLICT(key) DO UPDATE SET value = ?2",
+            [key, value],
         )
-        .map_err(q("record the bridge layout"))?;
+        .map_err(q(what))?;
         tx.commit().map_err(q("commit"))
     }
 
@@ -598,14 +607,7 @@ impl Store {
 
     /// Records the mode the sandboxes are made in.
     pub fn set_network_mode(&mut self, mode: Mode) -> Result<(), StoreError> {
-        let tx = self.write_transaction()?;
-        tx.execute(
-            "INSERT INTO meta(key, value) VALUES ('network_mode', ?1)
-             ON CONFLICT(key) DO UPDATE SET value = ?1",
-            [mode.name()],
-        )
-        .map_err(q("record the network mode"))?;
-        tx.commit().map_err(q("commit"))
+        self.set_meta("network_mode", mode.name(), "record the network mode")
     }
 
     /// How many sandboxes have an interface palisade attached in the
