@@ -1008,3 +1008,39 @@ fn tls_listener_and_cli_beside_the_daemon() {
     );
     d.env.ok(&["verify"]);
 }
+
+/// A mode switched by the CLI (possible only with no sandbox attached)
+/// holds for the daemon's next request too: it runs with the engine it
+/// kept, and a configuration that names no mode follows the store.
+#[test]
+fn the_daemon_follows_a_mode_switch_between_requests() {
+    let Some(d) = Daemon::start(
+        "api the_daemon_follows_a_mode_switch_between_requests",
+        CONFIG,
+    ) else {
+        return;
+    };
+    let admin = d.admin();
+    let first = d.env.name("first");
+    assert_eq!(create(&d, &admin, &first, "acme").status, 201);
+    let show = d.env.json(&["sandbox", "show", &first, "--json"]);
+    assert_eq!(show["network"]["bridge"], "palisade0", "{show}");
+    d.env.ok(&["sandbox", "destroy", &first]);
+
+    // The CLI, configured for routed mode, switches the host.
+    std::fs::write(
+        d.env.dir.join("palisade.toml"),
+        format!("{CONFIG}[network]\nmode = \"routed\"\n"),
+    )
+    .unwrap();
+    assert_eq!(d.env.json(&["status", "--json"])["mode"], "routed");
+
+    // The daemon's next sandbox is routed, as the store now says.
+    let second = d.env.name("second");
+    assert_eq!(create(&d, &admin, &second, "acme").status, 201);
+    let show = d.env.json(&["sandbox", "show", &second, "--json"]);
+    assert!(show["network"]["bridge"].is_null(), "{show}");
+    d.env.ok(&["verify"]);
+    d.env.ok(&["sandbox", "destroy", &second]);
+    d.env.assert_empty();
+}

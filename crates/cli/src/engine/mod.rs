@@ -127,6 +127,9 @@ impl IdleEngine {
             rtnl: self.rtnl,
             _lock: lock,
         };
+        // Another process may have switched the mode meanwhile (only
+        // possible with no sandbox attached): one query while it has not.
+        engine.settle_mode()?;
         let report = engine.repair(false)?;
         Ok((engine, report))
     }
